@@ -1,0 +1,58 @@
+# Two commands for a new machine: `make run` and `make test`.
+# Both create .venv with the pinned dependencies first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
+
+# The project turns off every library's telemetry and update check itself.
+export NML_DISABLE_USAGE_LOGGING := 1
+export GX_ANALYTICS_ENABLED := False
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: run test lint bench java venv lock clean
+
+run: $(STAMP)
+	$(BIN)/driftloop compose
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/ruff check stages tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check stages tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.featurize
+
+java:
+	@command -v java >/dev/null 2>&1 || { echo "driftloop needs Java 17 or newer for Spark: 'java' is not on PATH (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	  [ "$${v:-0}" -ge 17 ] || { echo "driftloop needs Java 17 or newer for Spark: found Java $${v:-unknown}"; exit 1; }
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock | java
+	rm -f $(VENV)/.installed-*
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# Re-resolve the pinned tree after changing a pin in pyproject.toml.
+lock:
+	rm -rf /tmp/driftloop-lock && $(PYTHON) -m venv /tmp/driftloop-lock
+	/tmp/driftloop-lock/bin/pip install -q -e '.[dev]'
+	{ echo "# Full pinned environment (pip freeze of a resolved install of pyproject.toml's pins)."; \
+	  echo "# Regenerate: make lock"; \
+	  /tmp/driftloop-lock/bin/pip freeze --exclude-editable; } > requirements.lock
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,81 @@
+"""The `driftloop` command: compose the config and run each pipeline stage.
+
+DVC calls the stage commands (see dvc.yaml); people mostly call `compose`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from stages import runner
+
+log = logging.getLogger("driftloop")
+
+
+def _compose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=logreg")
+    parser.add_argument("--out", type=Path, default=Path("params.yaml"))
+
+
+def _compose(args: argparse.Namespace) -> None:
+    from stages.config.compose import compose, find_root
+
+    root = find_root()
+    output = args.out if args.out.is_absolute() else Path.cwd() / args.out
+    config = compose(root, output, args.overrides)
+    log.info(
+        "compose: wrote %s (data=%s, model=%s, conf digest %s)",
+        args.out,
+        config.data.name,
+        config.model.name,
+        config.conf_digest,
+    )
+
+
+def _stage(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]:
+    import importlib
+
+    module: ModuleType = importlib.import_module(f"stages.{name}")
+    return module.add_arguments, module.main
+
+
+COMMANDS: dict[str, tuple[str, str | None]] = {
+    "compose": ("compose conf/ into params.yaml (what `dvc exp run -S` does too)", None),
+    "check-params": ("stage: stop on a stale or invalid params.yaml", "check_params"),
+    "ingest": ("stage: read the source and labelled batches into data/raw", "ingest"),
+    "validate-data": ("stage: the Great Expectations data gate", "validate_data"),
+    "featurize": ("stage: Spark feature engineering and the train/holdout split", "featurize"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:
+    parser = argparse.ArgumentParser(prog="driftloop", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+    mains: dict[str, Callable[[argparse.Namespace], None]] = {}
+    for command, (help_text, module) in COMMANDS.items():
+        sub = commands.add_parser(command, help=help_text, description=help_text)
+        if module is None:
+            _compose_arguments(sub)
+            mains[command] = _compose
+        else:
+            add_arguments, main = _stage(module)
+            add_arguments(sub)
+            mains[command] = main
+    return parser, mains
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, mains = build_parser()
+    args = parser.parse_args(argv)
+    runner.setup_logging(args.verbose)
+    return runner.run(lambda: mains[args.command](args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Typed schema of every config group under conf/.
+
+The dataclasses are registered in Hydra's ConfigStore (see ``register``) and
+named first in conf/config.yaml's defaults list, so Hydra merges each group's
+YAML onto its dataclass: an unknown key or a wrong type fails at compose time,
+naming the group file and the key. Cores receive these objects, never dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+SCHEMA_NAME = "driftloop_schema"
+
+
+class Problem(Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
+
+class ColumnType(Enum):
+    int = "int"
+    float = "float"
+    string = "string"
+    bool = "bool"
+    timestamp = "timestamp"
+
+
+class SourceKind(Enum):
+    nannyml = "nannyml"
+    file = "file"
+
+
+class SplitKind(Enum):
+    random = "random"
+    time = "time"
+
+
+# --- data -----------------------------------------------------------------
+
+
+@dataclass
+class SourceConfig:
+    kind: SourceKind = SourceKind.nannyml
+    # nannyml: a data set packaged with nannyml, e.g. synthetic_car_loan
+    dataset: str | None = None
+    # nannyml: reference or analysis (analysis is joined to its packaged targets)
+    part: str = "reference"
+    # file: a CSV or parquet file (also the DVC dependency of ingest)
+    path: str = "data/source"
+
+
+@dataclass
+class ColumnsConfig:
+    id: str = MISSING
+    target: str = MISSING
+    timestamp: str | None = None
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    # columns a served model wrote next to the features (prediction log, batches)
+    prediction: str | None = None
+    prediction_proba: str | None = None
+
+
+@dataclass
+class WindowConfig:
+    """Which rows train the model, by timestamp (ISO dates, inclusive start)."""
+
+    start: str | None = None
+    end: str | None = None
+    # labelled production batches under data/incoming/ join the training data
+    include_incoming: bool = True
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    problem: Problem = Problem.binary
+    source: SourceConfig = field(default_factory=SourceConfig)
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # every raw column and its type; ingest keeps exactly these columns
+    schema: dict[str, ColumnType] = field(default_factory=dict)
+    # allowed values of categorical columns: the API's request model, the data
+    # gate's allowed sets and one-hot features all read them from here
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+
+# --- features -------------------------------------------------------------
+
+
+@dataclass
+class DerivedFeature:
+    name: str = MISSING
+    expr: str = MISSING
+
+
+@dataclass
+class SplitConfig:
+    kind: SplitKind = SplitKind.random
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    # time split: rows at or after this timestamp are the holdout; when null the
+    # cut-off is the timestamp that leaves holdout_fraction of rows after it
+    cutoff: str | None = None
+
+
+@dataclass
+class FeaturesConfig:
+    derived: list[DerivedFeature] = field(default_factory=list)
+    # categorical columns expanded into 0/1 indicator columns, one per value
+    # listed for the column in data.categories
+    onehot: list[str] = field(default_factory=list)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    # rows per parquet row group in data/features (fixes the file layout)
+    row_group_size: int = 131072
+
+
+# --- expectations ---------------------------------------------------------
+
+
+@dataclass
+class ColumnExpectation:
+    # minimum share of non-null values (GX "mostly"); null: no check
+    not_null: float | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+    # share of values that must satisfy min/max and allowed
+    mostly: float = 1.0
+    unique: bool = False
+
+
+@dataclass
+class ExpectationsConfig:
+    suite: str = MISSING
+    row_count_min: int = 1
+    row_count_max: int | None = None
+    # the table has exactly the columns of data.schema, each of its type
+    check_schema: bool = True
+    columns: dict[str, ColumnExpectation] = field(default_factory=dict)
+
+
+# --- model, train, evaluate -------------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    problems: list[Problem] = field(default_factory=lambda: [Problem.binary])
+    # a Hydra `_target_` node: any scikit-learn estimator or pipeline
+    estimator: Any = MISSING
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    # scale numeric features and one-hot encode categoricals inside the model
+    scale_numeric: bool = True
+    max_rows: int | None = None
+
+
+@dataclass
+class PromotionRule:
+    metric: str = MISSING
+    min: float | None = None
+    # largest allowed drop against the champion, in metric units
+    max_regression: float | None = None
+
+
+@dataclass
+class EvaluateConfig:
+    primary_metric: str = "roc_auc"
+    rules: list[PromotionRule] = field(default_factory=list)
+    slices: list[str] = field(default_factory=list)
+    slice_min_rows: int = 200
+
+
+# --- serve, monitor ----------------------------------------------------------
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # load the champion from the registry alias instead of data/models/champion
+    from_registry: bool = False
+    api_key_env: str | None = None
+    max_body_bytes: int = 1048576
+    prediction_log_dir: str = "data/prediction_log"
+    flush_seconds: float = 2.0
+
+
+@dataclass
+class DriftBand:
+    action: str = MISSING
+    # deviation in percent: min inclusive, max exclusive (null: no upper bound)
+    min: float = MISSING
+    max: float | None = None
+
+
+@dataclass
+class MonitorConfig:
+    primary_metric: str = "roc_auc"
+    chunk_period: str | None = "M"
+    chunk_size: int | None = None
+    bands: list[DriftBand] = field(default_factory=list)
+    continuous_methods: list[str] = field(default_factory=lambda: ["kolmogorov_smirnov"])
+    categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])
+
+
+# --- engines ----------------------------------------------------------------
+
+
+@dataclass
+class SparkConfig:
+    master: str = "local[*]"
+    app_name: str = "driftloop"
+    driver_memory: str = "2g"
+    driver_host: str = "127.0.0.1"
+    shuffle_partitions: int = 8
+    # largest input split; with a fixed split size the work units, and so the
+    # output files, do not depend on how many cores the cluster has
+    max_partition_bytes: str = "64m"
+    arrow_batch_rows: int = 65536
+    # any further spark.* settings, passed through unchanged
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingConfig:
+    # null: the embedded SQLite store and artifact folder inside the project
+    uri: str | None = None
+    experiment: str = "driftloop"
+    registered_model: str = "driftloop"
+
+
+# --- the whole composition ------------------------------------------------------
+
+
+@dataclass
+class DriftloopConfig:
+    data: DataConfig = MISSING
+    features: FeaturesConfig = MISSING
+    expectations: ExpectationsConfig = MISSING
+    model: ModelConfig = MISSING
+    train: TrainConfig = MISSING
+    evaluate: EvaluateConfig = MISSING
+    serve: ServeConfig = MISSING
+    monitor: MonitorConfig = MISSING
+    spark: SparkConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    # digest of conf/ when params.yaml was composed; stale params stop the DAG
+    conf_digest: str = MISSING
+
+
+GROUPS: tuple[str, ...] = (
+    "data",
+    "features",
+    "expectations",
+    "model",
+    "train",
+    "evaluate",
+    "serve",
+    "monitor",
+    "spark",
+    "tracking",
+)
+
+
+def register() -> None:
+    """Register the schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=DriftloopConfig)

@@ -1,0 +1,137 @@
+"""Checks across keys that a dataclass schema cannot express.
+
+Each problem names the group file and the key, e.g.
+``conf/features/car_loan.yaml: features.derived[1].expr: unknown column 'x'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stages.config.schema import (
+    ColumnType,
+    DataConfig,
+    DriftloopConfig,
+    ExpectationsConfig,
+    FeaturesConfig,
+    MonitorConfig,
+    SplitKind,
+)
+from stages.errors import ConfigError
+from stages.features.expressions import ExpressionError, Kind, parse_all
+
+NUMERIC_TYPES = {ColumnType.int, ColumnType.float, ColumnType.bool}
+Where = Callable[[str], str]
+
+
+def validate(config: DriftloopConfig, where: Where) -> None:
+    checks: list[tuple[str, Callable[[], None]]] = [
+        ("data", lambda: check_data(config.data)),
+        ("features", lambda: check_features(config.features, config.data)),
+        ("expectations", lambda: check_expectations(config.expectations, config.data)),
+        ("model", lambda: check_model(config)),
+        ("monitor", lambda: check_bands(config.monitor)),
+    ]
+    for group, check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where(group)}: {exc}") from exc
+
+
+def column_kinds(data: DataConfig) -> dict[str, Kind]:
+    """The raw columns a feature expression may use, by kind."""
+    kinds = {}
+    for name, kind in data.schema.items():
+        if kind is ColumnType.timestamp or name == data.columns.target:
+            continue
+        kinds[name] = Kind.num if kind in NUMERIC_TYPES else Kind.str
+    return kinds
+
+
+def check_data(data: DataConfig) -> None:
+    cols = data.columns
+    roles = {"data.columns.id": [cols.id], "data.columns.target": [cols.target]}
+    roles["data.columns.timestamp"] = [cols.timestamp] if cols.timestamp else []
+    roles["data.columns.numeric"] = cols.numeric
+    roles["data.columns.categorical"] = cols.categorical
+    for key, names in roles.items():
+        for name in names:
+            if name not in data.schema:
+                raise ConfigError(f"{key}: column '{name}' is not in data.schema")
+    for name in cols.numeric:
+        if data.schema[name] not in NUMERIC_TYPES:
+            raise ConfigError(f"data.columns.numeric: '{name}' has type {data.schema[name].value}")
+    overlap = set(cols.numeric) & set(cols.categorical)
+    if overlap or cols.target in cols.numeric + cols.categorical:
+        raise ConfigError(f"data.columns: a column has two roles: {sorted(overlap) or cols.target}")
+    if cols.timestamp and data.schema[cols.timestamp] is not ColumnType.timestamp:
+        raise ConfigError("data.columns.timestamp: its data.schema type must be timestamp")
+    if data.source.kind.value == "nannyml" and not data.source.dataset:
+        raise ConfigError("data.source.dataset: a nannyml source names a packaged data set")
+    for name in data.categories:
+        if name not in cols.categorical:
+            raise ConfigError(f"data.categories.{name}: not a categorical column")
+
+
+def check_features(features: FeaturesConfig, data: DataConfig) -> None:
+    derived = [(f.name, f.expr) for f in features.derived]
+    try:
+        parse_all(derived, column_kinds(data))
+    except ExpressionError as exc:
+        index = next((i for i, (name, _) in enumerate(derived) if f"'{name}'" in str(exc)), "?")
+        raise ConfigError(f"features.derived[{index}]: {exc}") from exc
+    for name in features.onehot:
+        if name not in data.categories:
+            raise ConfigError(f"features.onehot: '{name}' has no data.categories list")
+    split = features.split
+    if not 0.0 < split.holdout_fraction < 1.0:
+        raise ConfigError("features.split.holdout_fraction: must be between 0 and 1")
+    if split.kind is SplitKind.time and not data.columns.timestamp:
+        raise ConfigError("features.split.kind: a time split needs data.columns.timestamp")
+    if features.row_group_size < 1:
+        raise ConfigError("features.row_group_size: must be positive")
+
+
+def check_expectations(expectations: ExpectationsConfig, data: DataConfig) -> None:
+    for name, spec in expectations.columns.items():
+        if name not in data.schema:
+            raise ConfigError(f"expectations.columns.{name}: column is not in data.schema")
+        for key in ("not_null", "mostly"):
+            value = getattr(spec, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"expectations.columns.{name}.{key}: must be in [0, 1]")
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            raise ConfigError(f"expectations.columns.{name}: min is above max")
+
+
+def check_model(config: DriftloopConfig) -> None:
+    if config.data.problem not in config.model.problems:
+        raise ConfigError(
+            f"model.problems: model '{config.model.name}' does not fit a "
+            f"{config.data.problem.value} problem (it fits "
+            f"{', '.join(p.value for p in config.model.problems)})"
+        )
+    if not isinstance(config.model.estimator, dict) or "_target_" not in config.model.estimator:
+        raise ConfigError("model.estimator: needs a `_target_` naming the estimator class")
+
+
+def check_bands(monitor: MonitorConfig) -> None:
+    """Bands must cover [0, infinity) in order, without gaps or overlaps."""
+    if not monitor.bands:
+        raise ConfigError("monitor.bands: at least one band is needed")
+    edge = 0.0
+    for index, band in enumerate(monitor.bands):
+        if band.min != edge:
+            raise ConfigError(
+                f"monitor.bands[{index}]: starts at {band.min}, expected {edge} "
+                "(bands must cover 0 to infinity without gaps or overlaps)"
+            )
+        if band.max is None:
+            if index != len(monitor.bands) - 1:
+                raise ConfigError(f"monitor.bands[{index}]: only the last band is open-ended")
+            return
+        if band.max <= band.min:
+            raise ConfigError(f"monitor.bands[{index}]: max must be above min")
+        edge = band.max
+    raise ConfigError("monitor.bands: the last band must have no max (cover to infinity)")

@@ -1,0 +1,193 @@
+"""ingest: read the source named in conf/data (plus labelled production batches)
+and write data/raw as one deterministic parquet file with the declared schema.
+
+Sources: a data set packaged with nannyml, a local CSV or parquet file, and
+batches under data/incoming/<batch>/ (``data.*`` with features and
+predictions; ``labels.*`` with id and target, arriving later). Only labelled
+rows inside the training window are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from stages import runner
+from stages.adapters import nml, parquet
+from stages.config.schema import ColumnType, DataConfig, SourceKind, WindowConfig
+from stages.errors import DataError
+from stages.outputs import atomic_file
+
+log = logging.getLogger(__name__)
+ROW_GROUP = 131072
+ARROW_TYPES = {
+    ColumnType.int: pa.int64(),
+    ColumnType.float: pa.float64(),
+    ColumnType.string: pa.string(),
+    ColumnType.bool: pa.bool_(),
+    ColumnType.timestamp: pa.timestamp("us"),
+}
+TRUE_TEXT = {"true", "1", "yes", "t", "y", "1.0"}
+FALSE_TEXT = {"false", "0", "no", "f", "n", "0.0"}
+
+
+# --- core -----------------------------------------------------------------------
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """A CSV or parquet file as a frame; a clear error when it is missing or empty."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        files = sorted([*path.glob("*.csv"), *path.glob("*.parquet"), *path.glob("*.pq")])
+        if not files:
+            raise DataError(f"{path}: folder holds no .csv or .parquet file")
+        return pd.concat([read_table_file(f) for f in files], ignore_index=True)
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: cannot be read as {path.suffix or 'a table'} ({exc})") from exc
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    return frame
+
+
+def conform(frame: pd.DataFrame, data: DataConfig, where: str) -> pd.DataFrame:
+    """Keep exactly the schema's columns, each converted to its declared type."""
+    missing = [name for name in data.schema if name not in frame.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)} named in data.schema")
+    out = {name: _convert(frame[name], kind, f"{where}: column '{name}'") for name, kind in data.schema.items()}
+    return pd.DataFrame(out)
+
+
+def _convert(series: pd.Series, kind: ColumnType, where: str) -> pd.Series:
+    present = series.notna()
+    if kind in (ColumnType.int, ColumnType.float):
+        converted = pd.to_numeric(series, errors="coerce")
+        if kind is ColumnType.int:
+            fractional = converted.notna() & (converted != np.floor(converted))
+            converted = converted.where(~fractional)
+            converted = converted.astype("Int64")
+        else:
+            converted = converted.astype("float64")
+    elif kind is ColumnType.bool:
+        converted = _to_bool(series)
+    elif kind is ColumnType.timestamp:
+        converted = pd.to_datetime(series, errors="coerce").astype("datetime64[us]")
+    else:
+        converted = series.astype("string")
+    bad = present & converted.isna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in series[bad].unique()[:3])
+        raise DataError(f"{where}: {int(bad.sum())} value(s) are not {kind.value}, e.g. {examples}")
+    return converted
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    if series.dtype == bool:
+        return series.astype("boolean")
+    text = series.astype("string").str.strip().str.lower()
+    result = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    result[text.isin(TRUE_TEXT)] = True
+    result[text.isin(FALSE_TEXT)] = False
+    return result
+
+
+def in_window(frame: pd.DataFrame, window: WindowConfig, timestamp: str | None) -> pd.DataFrame:
+    if timestamp is None or (window.start is None and window.end is None):
+        return frame
+    keep = pd.Series(True, index=frame.index)
+    if window.start is not None:
+        keep &= frame[timestamp] >= pd.Timestamp(window.start)
+    if window.end is not None:
+        keep &= frame[timestamp] < pd.Timestamp(window.end)
+    return frame[keep]
+
+
+def labelled_batch(batch: Path, data: DataConfig) -> pd.DataFrame | None:
+    """A production batch joined to its labels, or None while labels are pending."""
+    data_files = sorted(batch.glob("data.*"))
+    label_files = sorted(batch.glob("labels.*"))
+    if not data_files:
+        raise DataError(f"{batch}: batch folder has no data.csv or data.parquet")
+    if not label_files:
+        return None
+    rows = read_table_file(data_files[0])
+    labels = read_table_file(label_files[0])
+    id_col, target = data.columns.id, data.columns.target
+    for name, frame, file in ((id_col, labels, label_files[0]), (target, labels, label_files[0])):
+        if name not in frame.columns:
+            raise DataError(f"{file}: missing column '{name}'")
+    rows = rows.drop(columns=[target], errors="ignore")
+    return rows.merge(labels[[id_col, target]], on=id_col, how="inner")
+
+
+def combine(frames: list[pd.DataFrame], data: DataConfig) -> pd.DataFrame:
+    """Concatenate, window and order rows (by time, then id) for a stable file."""
+    frame = pd.concat(frames, ignore_index=True)
+    frame = in_window(frame, data.window, data.columns.timestamp)
+    if frame.empty:
+        raise DataError("no rows left inside the training window data.window")
+    order = [c for c in (data.columns.timestamp, data.columns.id) if c]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def to_arrow(frame: pd.DataFrame, data: DataConfig) -> pa.Table:
+    schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in data.schema.items()])
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+# --- wrapper ---------------------------------------------------------------------
+
+
+def load_source(data: DataConfig, source_path: Path) -> tuple[pd.DataFrame, str]:
+    if data.source.kind is SourceKind.nannyml:
+        assert data.source.dataset is not None
+        file, targets = nml.packaged_files(data.source.dataset, data.source.part)
+        frame = read_table_file(file)
+        if targets is not None:
+            frame = frame.merge(read_table_file(targets), on=data.columns.id, how="left")
+        return frame, f"nannyml:{data.source.dataset}/{data.source.part}"
+    return read_table_file(source_path), str(source_path)
+
+
+def load_batches(data: DataConfig, incoming: Path) -> tuple[list[pd.DataFrame], int]:
+    frames, pending = [], 0
+    if not data.window.include_incoming or not incoming.is_dir():
+        return frames, pending
+    for batch in sorted(p for p in incoming.iterdir() if p.is_dir()):
+        rows = labelled_batch(batch, data)
+        if rows is None:
+            pending += 1
+            continue
+        frames.append(conform(rows, data, str(batch)))
+    return frames, pending
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--source", type=Path, required=True, help="file source (kind: file)")
+    parser.add_argument("--incoming", type=Path, required=True, help="production batches")
+    parser.add_argument("--out", type=Path, required=True, help="raw parquet file")
+
+
+def main(args: argparse.Namespace) -> None:
+    config = runner.params(args.params)
+    data = config.data
+    with runner.timed("ingest") as say:
+        frame, name = load_source(data, args.source)
+        batches, pending = load_batches(data, args.incoming)
+        raw = combine([conform(frame, data, name), *batches], data)
+        with atomic_file(args.out) as tmp:
+            parquet.write_table(to_arrow(raw, data), tmp, ROW_GROUP)
+        say(f"{len(raw)} rows x {len(data.schema)} columns from {name}")
+        say(f"{len(batches)} labelled batch(es), {pending} awaiting labels")
