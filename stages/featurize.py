@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stages import runner
-from stages.config.schema import DataConfig, FeaturesConfig, SplitConfig, SplitKind
+from stages.config.schema import DataConfig, DriftloopConfig, FeaturesConfig, SplitConfig, SplitKind
 from stages.config.validate import column_kinds
 from stages.errors import DataError
 from stages.features import local
@@ -30,7 +30,7 @@ from stages.features.expressions import Feature, parse_all
 from stages.outputs import atomic_dir, write_json
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 ROUTE = "__split"
@@ -138,26 +138,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True)
 
 
+def write_features(
+    spark: SparkSession, raw_path: Path, config: DriftloopConfig, train: Path, holdout: Path
+) -> dict[str, int]:
+    """Featurize raw_path with Spark into the train and holdout folders (atomically)."""
+    from stages.adapters.spark import write_routed
+
+    if not raw_path.exists():
+        raise DataError(f"{raw_path}: raw data not found (run the ingest stage)")
+    feature_plan = plan(config.features, config.data)
+    raw = spark.read.parquet(str(raw_path.resolve()))
+    route = spark_route(raw, config.features.split, config.data)
+    table = raw.select("*", *spark_features(raw, feature_plan), route.alias(ROUTE))
+    with ExitStack() as stack:
+        folders = {"train": stack.enter_context(atomic_dir(train)), "holdout": stack.enter_context(atomic_dir(holdout))}
+        counts = write_routed(table, ROUTE, folders, config.features.row_group_size)
+        for name, rows in counts.items():
+            if rows == 0:
+                raise DataError(f"featurize: the {name} split is empty; check features.split")
+    return counts
+
+
 def main(args: argparse.Namespace) -> None:
-    from stages.adapters import spark as spark_adapter
+    from stages.adapters.spark import session
 
     config = runner.params(args.params)
-    feature_plan = plan(config.features, config.data)
-    if not args.raw.exists():
-        raise DataError(f"{args.raw}: raw data not found (run the ingest stage)")
+    names = plan(config.features, config.data).names
     with runner.timed("featurize") as say:
-        spark = spark_adapter.session(config.spark)
-        raw = spark.read.parquet(str(args.raw.resolve()))
-        route = spark_route(raw, config.features.split, config.data)
-        table = raw.select("*", *spark_features(raw, feature_plan), route.alias(ROUTE))
-        with ExitStack() as stack:
-            train = stack.enter_context(atomic_dir(args.train))
-            holdout = stack.enter_context(atomic_dir(args.holdout))
-            counts = spark_adapter.write_routed(
-                table, ROUTE, {"train": train, "holdout": holdout}, config.features.row_group_size
-            )
-            for name, rows in counts.items():
-                if rows == 0:
-                    raise DataError(f"featurize: the {name} split is empty; check features.split")
-        write_json(args.metrics, {"rows": counts, "features": feature_plan.names})
-        say(f"{counts['train']} train / {counts['holdout']} holdout rows, {len(feature_plan.names)} features")
+        counts = write_features(session(config.spark), args.raw, config, args.train, args.holdout)
+        write_json(args.metrics, {"rows": counts, "features": names})
+        say(f"{counts['train']} train / {counts['holdout']} holdout rows, {len(names)} features")

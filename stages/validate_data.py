@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from stages import runner
 from stages.adapters import gx, parquet
@@ -117,7 +118,12 @@ def gate_summary(outcome: gx.Outcome) -> dict[str, Any]:
 def read_raw(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: raw data not found (run the ingest stage)")
-    return parquet.read_table(path).to_pandas()
+    return frame_for_gate(parquet.read_table(path))
+
+
+def frame_for_gate(table: pa.Table) -> pd.DataFrame:
+    """Plain numpy dtypes (GX checks numpy dtype names, not pandas extension types)."""
+    return table.replace_schema_metadata(None).to_pandas()
 
 
 # --- wrapper ---------------------------------------------------------------------

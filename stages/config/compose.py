@@ -75,7 +75,7 @@ def compose(root: Path, output: Path, overrides: list[str] | None = None) -> Dri
         finally:
             os.chdir(cwd)
         files = group_files(root, list(overrides or []))
-        config = load(tmp, where=lambda group: files.get(group, "conf/"))
+        config = load(tmp, where=lambda group: files.get(group, "conf/"), name="conf/")
         tmp.replace(output)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
@@ -99,9 +99,9 @@ def group_files(root: Path, overrides: list[str]) -> dict[str, str]:
     }
 
 
-def load(path: Path, where: Where | None = None) -> DriftloopConfig:
+def load(path: Path, where: Where | None = None, name: str | None = None) -> DriftloopConfig:
     """Read a composed params file and return it typed and validated."""
-    name = str(path)
+    name = name or str(path)
     if not path.is_file():
         raise ConfigError(f"{name}: file not found; run `driftloop compose`")
     raw = OmegaConf.load(path)
@@ -151,12 +151,13 @@ def full_key(exc: BaseException) -> str:
 
 def explain_hydra_error(exc: BaseException) -> str:
     """One line naming the conf file and the key a composition error is about."""
-    text = str(exc)
-    cause = exc.__cause__ or exc.__context__
-    group = re.search(r"Error merging '([^']+)'", text)
-    if group and cause is not None:
-        return f"conf/{group.group(1)}.yaml: {first_line(cause)} (key {full_key(cause)})"
+    text = str(exc).strip()
+    lines = text.splitlines()
+    located = re.match(r"In '([^']+)': \w+ raised while composing config:", lines[0] if lines else "")
+    if located and len(lines) > 1:
+        return f"conf/{located.group(1)}.yaml: {lines[1].strip()} (key {full_key(exc)})"
     missing = re.search(r"Could not find '([^']+)'", text)
     if missing:
         return f"conf/{CONFIG_NAME}.yaml: no config '{missing.group(1)}' under conf/ ({first_line(exc)})"
-    return f"conf/: {first_line(exc)}"
+    detail = f": {lines[1].strip()}" if len(lines) > 1 else ""
+    return f"conf/: {first_line(exc)}{detail}"

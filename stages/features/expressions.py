@@ -174,6 +174,8 @@ class _Builder:
     def _UnaryOp(self, node: ast.UnaryOp) -> Node:
         operand = self.num(node.operand)
         if isinstance(node.op, ast.USub):
+            if isinstance(operand, Lit) and isinstance(operand.value, float):
+                return Lit(-operand.value)
             return Call("neg", (operand,))
         if isinstance(node.op, ast.UAdd):
             return operand

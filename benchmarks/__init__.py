@@ -1,0 +1,1 @@
+"""Benchmarks of driftloop's stages (run as ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: the composed config, a Spark session, and throw-away
+copies of the project (a git repository with DVC) for pipeline tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stages  # noqa: F401 - sets the offline environment first
+from stages.config.compose import load
+from stages.config.schema import DriftloopConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def config() -> DriftloopConfig:
+    return load(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def spark(config: DriftloopConfig) -> Iterator[object]:
+    from stages.adapters.spark import session
+
+    cfg = config.spark
+    cfg.master = "local[2]"
+    spark = session(cfg)
+    yield spark
+    spark.stop()
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return [name for name in out.split("\0") if name and (ROOT / name).is_file()]
+
+
+def env() -> dict[str, str]:
+    """The environment of a user's shell with the project's venv on PATH."""
+    result = dict(os.environ)
+    result["PATH"] = f"{BIN}{os.pathsep}{result.get('PATH', '')}"
+    return result
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the project as a new git repository (no DVC outputs)."""
+    dest = tmp_path / "project"
+    for name in tracked_files():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    for lock_or_metric in ("dvc.lock",):
+        (dest / lock_or_metric).unlink(missing_ok=True)
+    sh(["git", "init", "-q"], dest)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    return dest
