@@ -37,7 +37,9 @@ def _compose(args: argparse.Namespace) -> None:
     )
 
 
-def _stage(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]:
+def _stage(
+    name: str,
+) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]:
     import importlib
 
     module: ModuleType = importlib.import_module(f"stages.{name}")
@@ -53,7 +55,9 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:
+def build_parser() -> tuple[
+    argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]
+]:
     parser = argparse.ArgumentParser(prog="driftloop", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)

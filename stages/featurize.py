@@ -75,14 +75,19 @@ def plan(features: FeaturesConfig, data: DataConfig) -> FeaturePlan:
 def featurize_pandas(frame: pd.DataFrame, feature_plan: FeaturePlan) -> pd.DataFrame:
     """The same features computed in-process (the API's engine) on a frame."""
     derived = local.evaluate(feature_plan.features, frame)
-    onehot = {o.name: (frame[o.column] == o.value).fillna(False).astype("float64") for o in feature_plan.onehot}
+    onehot = {
+        o.name: (frame[o.column] == o.value).fillna(False).astype("float64")
+        for o in feature_plan.onehot
+    }
     return pd.concat([frame, derived, pd.DataFrame(onehot, index=frame.index)], axis=1)
 
 
 def holdout_mask(ids: pd.Series, split: SplitConfig) -> np.ndarray:
     """The random split rule, in-process: crc32 of "<id>:<seed>" below the fraction."""
     threshold = int(split.holdout_fraction * HASH_BUCKETS)
-    return np.array([zlib.crc32(f"{i}:{split.seed}".encode()) % HASH_BUCKETS < threshold for i in ids])
+    return np.array(
+        [zlib.crc32(f"{i}:{split.seed}".encode()) % HASH_BUCKETS < threshold for i in ids]
+    )
 
 
 # --- Spark -----------------------------------------------------------------------
@@ -97,7 +102,9 @@ def spark_features(frame: DataFrame, feature_plan: FeaturePlan) -> list[Column]:
     earlier = {f.name: f.node for f in feature_plan.features}
     columns = [to_column(inline(f.node, earlier)).alias(f.name) for f in feature_plan.features]
     for o in feature_plan.onehot:
-        indicator = F.coalesce((F.col(f"`{o.column}`") == F.lit(o.value)).cast("double"), F.lit(0.0))
+        indicator = F.coalesce(
+            (F.col(f"`{o.column}`") == F.lit(o.value)).cast("double"), F.lit(0.0)
+        )
         columns.append(indicator.alias(o.name))
     return columns
 
@@ -108,7 +115,9 @@ def spark_route(frame: DataFrame, split: SplitConfig, data: DataConfig) -> Colum
 
     if split.kind is SplitKind.random:
         key = F.concat(F.col(f"`{data.columns.id}`").cast("string"), F.lit(f":{split.seed}"))
-        test = F.pmod(F.crc32(key), F.lit(HASH_BUCKETS)) < F.lit(int(split.holdout_fraction * HASH_BUCKETS))
+        test = F.pmod(F.crc32(key), F.lit(HASH_BUCKETS)) < F.lit(
+            int(split.holdout_fraction * HASH_BUCKETS)
+        )
     else:
         ts = data.columns.timestamp
         assert ts is not None
@@ -151,7 +160,10 @@ def write_features(
     route = spark_route(raw, config.features.split, config.data)
     table = raw.select("*", *spark_features(raw, feature_plan), route.alias(ROUTE))
     with ExitStack() as stack:
-        folders = {"train": stack.enter_context(atomic_dir(train)), "holdout": stack.enter_context(atomic_dir(holdout))}
+        folders = {
+            "train": stack.enter_context(atomic_dir(train)),
+            "holdout": stack.enter_context(atomic_dir(holdout)),
+        }
         counts = write_routed(table, ROUTE, folders, config.features.row_group_size)
         for name, rows in counts.items():
             if rows == 0:

@@ -49,10 +49,8 @@ def read_table_file(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: folder holds no .csv or .parquet file")
         return pd.concat([read_table_file(f) for f in files], ignore_index=True)
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        csv = path.suffix.lower() == ".csv"
+        frame = pd.read_csv(path) if csv else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: cannot be read as {path.suffix or 'a table'} ({exc})") from exc
     if frame.empty:
@@ -65,7 +63,10 @@ def conform(frame: pd.DataFrame, data: DataConfig, where: str) -> pd.DataFrame:
     missing = [name for name in data.schema if name not in frame.columns]
     if missing:
         raise DataError(f"{where}: missing column(s) {', '.join(missing)} named in data.schema")
-    out = {name: _convert(frame[name], kind, f"{where}: column '{name}'") for name, kind in data.schema.items()}
+    out = {
+        name: _convert(frame[name], kind, f"{where}: column '{name}'")
+        for name, kind in data.schema.items()
+    }
     return pd.DataFrame(out)
 
 
@@ -161,7 +162,8 @@ def load_source(data: DataConfig, source_path: Path) -> tuple[pd.DataFrame, str]
 
 
 def load_batches(data: DataConfig, incoming: Path) -> tuple[list[pd.DataFrame], int]:
-    frames, pending = [], 0
+    frames: list[pd.DataFrame] = []
+    pending = 0
     if not data.window.include_incoming or not incoming.is_dir():
         return frames, pending
     for batch in sorted(p for p in incoming.iterdir() if p.is_dir()):

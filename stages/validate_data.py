@@ -48,11 +48,18 @@ def build_specs(data: DataConfig, expectations: ExpectationsConfig) -> list[gx.S
     ]
     if expectations.check_schema:
         specs.append(
-            gx.Spec("expect_table_columns_to_match_set", {"column_set": list(data.schema), "exact_match": True})
+            gx.Spec(
+                "expect_table_columns_to_match_set",
+                {"column_set": list(data.schema), "exact_match": True},
+            )
         )
         for name, kind in data.schema.items():
             types = _dtypes(kind, expectations.columns.get(name))
-            specs.append(gx.Spec("expect_column_values_to_be_in_type_list", {"column": name, "type_list": types}))
+            specs.append(
+                gx.Spec(
+                    "expect_column_values_to_be_in_type_list", {"column": name, "type_list": types}
+                )
+            )
     for name, values in data.categories.items():
         mostly = expectations.columns[name].mostly if name in expectations.columns else 1.0
         specs.append(_in_set(name, values, mostly))
@@ -67,18 +74,30 @@ def _dtypes(kind: ColumnType, spec: Any) -> list[str]:
 
 
 def _in_set(column: str, values: list[Any], mostly: float) -> gx.Spec:
-    return gx.Spec("expect_column_values_to_be_in_set", {"column": column, "value_set": list(values), "mostly": mostly})
+    return gx.Spec(
+        "expect_column_values_to_be_in_set",
+        {"column": column, "value_set": list(values), "mostly": mostly},
+    )
 
 
 def _column_specs(name: str, spec: Any) -> list[gx.Spec]:
     specs = []
     if spec.not_null is not None:
-        specs.append(gx.Spec("expect_column_values_to_not_be_null", {"column": name, "mostly": spec.not_null}))
+        specs.append(
+            gx.Spec(
+                "expect_column_values_to_not_be_null", {"column": name, "mostly": spec.not_null}
+            )
+        )
     if spec.min is not None or spec.max is not None:
         specs.append(
             gx.Spec(
                 "expect_column_values_to_be_between",
-                {"column": name, "min_value": spec.min, "max_value": spec.max, "mostly": spec.mostly},
+                {
+                    "column": name,
+                    "min_value": spec.min,
+                    "max_value": spec.max,
+                    "mostly": spec.mostly,
+                },
             )
         )
     if spec.allowed is not None:
@@ -109,7 +128,11 @@ def gate_summary(outcome: gx.Outcome) -> dict[str, Any]:
         "success": outcome.success,
         "evaluated": outcome.evaluated,
         "failed": [
-            {"expectation": f["expectation"], "column": f["column"], "unexpected_percent": f["unexpected_percent"]}
+            {
+                "expectation": f["expectation"],
+                "column": f["column"],
+                "unexpected_percent": f["unexpected_percent"],
+            }
             for f in outcome.failures
         ],
     }
@@ -123,7 +146,8 @@ def read_raw(path: Path) -> pd.DataFrame:
 
 def frame_for_gate(table: pa.Table) -> pd.DataFrame:
     """Plain numpy dtypes (GX checks numpy dtype names, not pandas extension types)."""
-    return table.replace_schema_metadata(None).to_pandas()
+    frame: pd.DataFrame = table.replace_schema_metadata(None).to_pandas()
+    return frame
 
 
 # --- wrapper ---------------------------------------------------------------------
@@ -149,7 +173,8 @@ def main(args: argparse.Namespace) -> None:
             lines = "\n  ".join(describe_failure(f) for f in outcome.failures)
             raise DataError(
                 f"data gate failed: {len(outcome.failures)} of {outcome.evaluated} expectations "
-                f"on {args.raw} (suite {config.expectations.suite}; details in {args.result}):\n  {lines}"
+                f"on {args.raw} (suite {config.expectations.suite}; "
+                f"details in {args.result}):\n  {lines}"
             )
         write_json(args.summary, gate_summary(outcome))
         say(f"{outcome.evaluated} expectations passed on {len(frame)} rows")

@@ -39,7 +39,10 @@ def spark(config: DriftloopConfig) -> Iterator[object]:
 def tracked_files() -> list[str]:
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return [name for name in out.split("\0") if name and (ROOT / name).is_file()]
 
@@ -54,21 +57,26 @@ def env() -> dict[str, str]:
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
+def make_project(dest: Path) -> Path:
     """A fresh copy of the project as a new git repository (no DVC outputs)."""
-    dest = tmp_path / "project"
     for name in tracked_files():
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
-    for lock_or_metric in ("dvc.lock",):
-        (dest / lock_or_metric).unlink(missing_ok=True)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    git = ["git", "-c", "user.name=driftloop-test", "-c", "user.email=test@driftloop.local"]
     sh(["git", "init", "-q"], dest)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    sh([*git, "add", "-A"], dest)
+    sh([*git, "commit", "-qm", "copy of the project"], dest)
     return dest
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")

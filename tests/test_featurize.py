@@ -40,10 +40,17 @@ def test_plan_names_derived_and_onehot_columns(config: DriftloopConfig) -> None:
     features.onehot = ["salary_range"]
     names = featurize.plan(features, config.data).names
     assert names[:4] == ["log_car_value", "loan_burden", "tenure_bucket", "high_salary"]
-    assert names[4:] == ["salary_range__0_20k", "salary_range__20k_40k", "salary_range__40k_60k", "salary_range__60k"]
+    assert names[4:] == [
+        "salary_range__0_20k",
+        "salary_range__20k_40k",
+        "salary_range__40k_60k",
+        "salary_range__60k",
+    ]
 
 
-def test_output_is_byte_identical_across_runs(spark: Any, raw_file: Path, config: DriftloopConfig, tmp_path: Path) -> None:
+def test_output_is_byte_identical_across_runs(
+    spark: Any, raw_file: Path, config: DriftloopConfig, tmp_path: Path
+) -> None:
     spark.conf.set("spark.sql.files.maxPartitionBytes", "40k")  # several input splits
     try:
         first = run(spark, raw_file, config, tmp_path / "a")
@@ -54,9 +61,13 @@ def test_output_is_byte_identical_across_runs(spark: Any, raw_file: Path, config
     assert first["train"] + first["holdout"] == 6000
     for split in ("train", "holdout"):
         names = sorted(p.name for p in (tmp_path / "a" / split).iterdir())
-        assert len(names) > 1 and names == sorted(p.name for p in (tmp_path / "b" / split).iterdir())
+        assert len(names) > 1 and names == sorted(
+            p.name for p in (tmp_path / "b" / split).iterdir()
+        )
         for name in names:
-            assert (tmp_path / "a" / split / name).read_bytes() == (tmp_path / "b" / split / name).read_bytes()
+            assert (tmp_path / "a" / split / name).read_bytes() == (
+                tmp_path / "b" / split / name
+            ).read_bytes()
 
 
 def test_spark_features_equal_in_process_features(
@@ -92,7 +103,9 @@ def test_time_split_puts_the_latest_rows_in_the_holdout(
     cfg.features.split.holdout_fraction = 0.25
     counts = run(spark, raw_file, cfg, tmp_path)
     assert counts["holdout"] == 1500
-    assert read(tmp_path / "train")["timestamp"].max() < read(tmp_path / "holdout")["timestamp"].min()
+    assert (
+        read(tmp_path / "train")["timestamp"].max() < read(tmp_path / "holdout")["timestamp"].min()
+    )
 
 
 def test_empty_split_fails_and_keeps_previous_output(

@@ -29,7 +29,7 @@ def test_packaged_source_is_read_without_importing_nannyml(data: DataConfig) -> 
     file, targets = nml.packaged_files("synthetic_car_loan", "analysis")
     assert file.name == "synthetic_car_loan_analysis.csv"
     assert targets is not None and targets.name == "synthetic_car_loan_analysis_target.csv"
-    with pytest.raises(DataError, match="no data set 'nope'.*synthetic_car_loan"):
+    with pytest.raises(DataError, match=r"no data set 'nope'.*synthetic_car_loan"):
         nml.packaged_files("nope", "reference")
 
 
@@ -57,14 +57,16 @@ def test_wrong_types_are_named_with_examples(data: DataConfig, reference: pd.Dat
     bad = reference.copy()
     bad["car_value"] = bad["car_value"].astype(object)
     bad.loc[3, "car_value"] = "lots"
-    with pytest.raises(DataError, match=r"column 'car_value': 1 value\(s\) are not float, e.g. 'lots'"):
+    with pytest.raises(
+        DataError, match=r"column 'car_value': 1 value\(s\) are not float, e.g. 'lots'"
+    ):
         ingest.conform(bad, data, "src")
 
 
 def test_fractional_ids_are_not_ints(data: DataConfig, reference: pd.DataFrame) -> None:
     bad = reference.copy()
     bad["id"] = bad["id"] + 0.5
-    with pytest.raises(DataError, match="column 'id'.*not int"):
+    with pytest.raises(DataError, match=r"column 'id'.*not int"):
         ingest.conform(bad, data, "src")
 
 

@@ -33,11 +33,15 @@ def test_suite_covers_schema_sets_ranges_nulls_and_ids(config: DriftloopConfig) 
     assert ("expect_column_values_to_be_in_set", "salary_range") in kinds
     assert ("expect_column_values_to_be_between", "car_value") in kinds
     assert ("expect_column_values_to_not_be_null", "driver_tenure") in kinds
-    tenure = next(s for s in specs if s.type.endswith("not_be_null") and s.kwargs["column"] == "driver_tenure")
+    tenure = next(
+        s for s in specs if s.type.endswith("not_be_null") and s.kwargs["column"] == "driver_tenure"
+    )
     assert tenure.kwargs["mostly"] == 0.99
 
 
-def test_good_data_passes_and_writes_docs(config: DriftloopConfig, raw: pd.DataFrame, tmp_path: Path) -> None:
+def test_good_data_passes_and_writes_docs(
+    config: DriftloopConfig, raw: pd.DataFrame, tmp_path: Path
+) -> None:
     outcome = run_gate(config, raw, tmp_path / "docs")
     assert outcome.success, outcome.failures
     assert (tmp_path / "docs" / "index.html").is_file()
@@ -45,7 +49,9 @@ def test_good_data_passes_and_writes_docs(config: DriftloopConfig, raw: pd.DataF
     assert summary == {"success": True, "evaluated": outcome.evaluated, "failed": []}
 
 
-def test_bad_data_fails_naming_each_expectation_with_examples(config: DriftloopConfig, raw: pd.DataFrame) -> None:
+def test_bad_data_fails_naming_each_expectation_with_examples(
+    config: DriftloopConfig, raw: pd.DataFrame
+) -> None:
     bad = raw.copy()
     bad.loc[5, "car_value"] = -1.0
     bad.loc[6, "salary_range"] = "a million"

@@ -51,32 +51,24 @@ def _expectation(spec: Spec) -> Any:
 def validate(frame: pd.DataFrame, suite_name: str, specs: list[Spec], docs: Path | None) -> Outcome:
     """Validate a pandas frame against the specs; write Data Docs into ``docs``."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # GX sets INFO on some of its own
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    for site in list(context.list_data_docs_sites()):
-        context.delete_data_docs_site(site)
-    actions = []
-    if docs is not None:
-        context.add_data_docs_site(site_name=SITE, site_config=_site(docs))
-        actions.append(UpdateDataDocsAction(name="docs", site_names=[SITE]))
+    context = _context(docs)
     suite = gx.ExpectationSuite(name=suite_name)
     for spec in specs:
         suite.add_expectation(_expectation(spec))
-    suite = context.suites.add(suite)
-    batch = context.data_sources.add_pandas("frame").add_dataframe_asset("frame")
+    asset = context.data_sources.add_pandas("frame").add_dataframe_asset("frame")
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite_name, data=batch.add_batch_definition_whole_dataframe("all"), suite=suite)
+        gx.ValidationDefinition(
+            name=suite_name,
+            data=asset.add_batch_definition_whole_dataframe("all"),
+            suite=context.suites.add(suite),
+        )
     )
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=suite_name,
             validation_definitions=[definition],
-            actions=actions,
+            actions=_docs_actions(docs),
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
         )
     )
@@ -88,6 +80,28 @@ def validate(frame: pd.DataFrame, suite_name: str, specs: list[Spec], docs: Path
         failures=[_failure(r) for r in result.results if not r.success],
         result=result.to_json_dict(),
     )
+
+
+def _context(docs: Path | None) -> Any:
+    """An ephemeral context with no progress bars and at most our one docs site."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # GX sets INFO on some of its own
+    context: Any = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    for site in list(context.list_data_docs_sites()):
+        context.delete_data_docs_site(site)
+    if docs is not None:
+        context.add_data_docs_site(site_name=SITE, site_config=_site(docs))
+    return context
+
+
+def _docs_actions(docs: Path | None) -> list[Any]:
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
+
+    return [] if docs is None else [UpdateDataDocsAction(name="docs", site_names=[SITE])]
 
 
 def _site(folder: Path) -> dict[str, Any]:

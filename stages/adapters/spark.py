@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from functools import reduce
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def to_column(node: Node) -> Column:
     return _call(node, [to_column(arg) for arg in node.args])
 
 
-def _call(node: Call, a: list[Column]) -> Column:  # noqa: C901 - one dispatch table
+def _call(node: Call, a: list[Column]) -> Column:
     op = node.op
     if op in ("add", "sub", "mul", "pow", "neg", "exp", "abs"):
         return _finite(_arith(op, a))
@@ -188,7 +188,7 @@ def write_routed(
         folder.mkdir(parents=True, exist_ok=True)
     names = {name: str(folder) for name, folder in targets.items()}
 
-    def write_split(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def write_split(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
         from pyspark import TaskContext
 
         context = TaskContext.get()
@@ -206,7 +206,7 @@ def write_routed(
 
 
 def _write_split(
-    batches: Iterator[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch],
     route: str,
     folders: dict[str, str],
     split: int,

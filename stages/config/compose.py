@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -134,12 +133,6 @@ def check_fresh(config: DriftloopConfig, root: Path) -> None:
         )
 
 
-def as_dict(config: DriftloopConfig) -> dict[str, Any]:
-    container = OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)
-    assert isinstance(container, dict)
-    return container
-
-
 def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -153,11 +146,14 @@ def explain_hydra_error(exc: BaseException) -> str:
     """One line naming the conf file and the key a composition error is about."""
     text = str(exc).strip()
     lines = text.splitlines()
-    located = re.match(r"In '([^']+)': \w+ raised while composing config:", lines[0] if lines else "")
+    located = re.match(
+        r"In '([^']+)': \w+ raised while composing config:", lines[0] if lines else ""
+    )
     if located and len(lines) > 1:
         return f"conf/{located.group(1)}.yaml: {lines[1].strip()} (key {full_key(exc)})"
     missing = re.search(r"Could not find '([^']+)'", text)
     if missing:
-        return f"conf/{CONFIG_NAME}.yaml: no config '{missing.group(1)}' under conf/ ({first_line(exc)})"
+        option = missing.group(1)
+        return f"conf/{CONFIG_NAME}.yaml: no config '{option}' under conf/ ({first_line(exc)})"
     detail = f": {lines[1].strip()}" if len(lines) > 1 else ""
     return f"conf/: {first_line(exc)}{detail}"

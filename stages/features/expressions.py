@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 
 class Kind(Enum):
@@ -52,7 +51,7 @@ class Call:
     kind: Kind = Kind.num
 
 
-Node = Union[Col, Lit, Call]
+Node = Col | Lit | Call
 
 BINARY = {
     ast.Add: "add",

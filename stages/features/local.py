@@ -42,7 +42,7 @@ def evaluate_record(features: list[Feature], record: Mapping[str, Any]) -> dict[
     """Evaluate the features for one record; None where the value is null."""
     frame = pd.DataFrame({key: [value] for key, value in record.items()})
     row = evaluate(features, frame).iloc[0]
-    return {name: None if np.isnan(value) else float(value) for name, value in row.items()}
+    return {str(name): None if np.isnan(value) else float(value) for name, value in row.items()}
 
 
 def _column(name: str, kind: Kind, frame: pd.DataFrame, scope: dict[str, Values]) -> Values:
@@ -74,7 +74,8 @@ def _eval(node: Node, frame: pd.DataFrame, scope: dict[str, Values]) -> Values:
 
 
 def _any_null(args: list[Values]) -> np.ndarray:
-    return np.logical_or.reduce([arg.null for arg in args])
+    null: np.ndarray = np.logical_or.reduce([arg.null for arg in args])
+    return null
 
 
 def _strict(func: Callable[..., np.ndarray]) -> Callable[[Call, list[Values]], Values]:

@@ -76,7 +76,9 @@ def test_missing_group(conf_copy: Path) -> None:
 
 def test_feature_with_unknown_column_names_file(conf_copy: Path) -> None:
     edit(conf_copy, "features/car_loan.yaml", "log1p(car_value)", "log1p(car_valu)")
-    with pytest.raises(ConfigError, match=r"conf/features/car_loan\.yaml.*unknown column 'car_valu'"):
+    with pytest.raises(
+        ConfigError, match=r"conf/features/car_loan\.yaml.*unknown column 'car_valu'"
+    ):
         compose(conf_copy, conf_copy / "params.yaml")
 
 
@@ -87,7 +89,9 @@ def test_feature_with_unknown_function(conf_copy: Path) -> None:
 
 
 def test_drift_bands_must_cover_without_gaps(conf_copy: Path) -> None:
-    edit(conf_copy, "monitor/default.yaml", "{action: retrain, min: 5,", "{action: retrain, min: 6,")
+    edit(
+        conf_copy, "monitor/default.yaml", "{action: retrain, min: 5,", "{action: retrain, min: 6,"
+    )
     with pytest.raises(ConfigError, match=r"conf/monitor/default\.yaml.*bands\[2\].*gaps"):
         compose(conf_copy, conf_copy / "params.yaml")
 
@@ -114,7 +118,11 @@ def test_digest_covers_every_conf_file(conf_copy: Path) -> None:
 
 
 def test_hand_edited_params_with_bad_type_fail_on_load(tmp_path: Path) -> None:
-    text = (ROOT / "params.yaml").read_text().replace("holdout_fraction: 0.2", "holdout_fraction: lots")
+    text = (
+        (ROOT / "params.yaml")
+        .read_text()
+        .replace("holdout_fraction: 0.2", "holdout_fraction: lots")
+    )
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"params\.yaml.*features\.split\.holdout_fraction"):
         load(tmp_path / "params.yaml")

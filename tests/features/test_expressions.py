@@ -81,7 +81,9 @@ def test_feature_name_may_not_shadow_a_column() -> None:
         ("True + x", {}, 2.0),
     ],
 )
-def test_null_and_domain_rules(expr: str, record: dict[str, object], expected: float | None) -> None:
+def test_null_and_domain_rules(
+    expr: str, record: dict[str, object], expected: float | None
+) -> None:
     result = value(expr, **record)
     if expected is None:
         assert result is None

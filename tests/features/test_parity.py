@@ -29,15 +29,23 @@ numbers = st.one_of(
 records = st.fixed_dictionaries(
     {"x": numbers, "y": numbers, "z": numbers, "s": st.one_of(st.none(), st.sampled_from(TEXTS))}
 )
-literals = st.one_of(st.sampled_from(["0", "1", "2", "0.5", "-3", "1e308"]), st.floats(-10, 10).map(repr))
+literals = st.one_of(
+    st.sampled_from(["0", "1", "2", "0.5", "-3", "1e308"]), st.floats(-10, 10).map(repr)
+)
 leaves = st.one_of(st.sampled_from(["x", "y", "z"]), literals)
 
 
 def _branches(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    binary = st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "<", ">=", "==", "!=", "and", "or"]), inner)
+    binary = st.tuples(
+        inner,
+        st.sampled_from(["+", "-", "*", "/", "**", "<", ">=", "==", "!=", "and", "or"]),
+        inner,
+    )
     functions = st.tuples(st.sampled_from(["log", "log1p", "exp", "sqrt", "abs", "is_null"]), inner)
     operators = st.tuples(st.sampled_from(["-", "not "]), inner)
-    ternary = st.tuples(st.sampled_from(["clip", "where", "least", "greatest", "coalesce"]), inner, inner, inner)
+    ternary = st.tuples(
+        st.sampled_from(["clip", "where", "least", "greatest", "coalesce"]), inner, inner, inner
+    )
     return st.one_of(
         binary.map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
         functions.map(lambda t: f"{t[0]}({t[1]})"),
@@ -62,22 +70,28 @@ def same(a: Any, b: Any) -> bool:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
-@given(exprs=st.lists(expressions, min_size=1, max_size=6), rows=st.lists(records, min_size=1, max_size=40))
+@given(
+    exprs=st.lists(expressions, min_size=1, max_size=6),
+    rows=st.lists(records, min_size=1, max_size=40),
+)
 def test_spark_equals_in_process(spark: Any, exprs: list[str], rows: list[dict[str, Any]]) -> None:
     features = parse_all([(f"f{i}", expr) for i, expr in enumerate(exprs)], COLUMNS)
-    frame = pd.DataFrame(rows, columns=["x", "y", "z", "s"]).astype({"x": "float64", "y": "float64", "z": "float64"})
+    frame = pd.DataFrame(rows, columns=["x", "y", "z", "s"]).astype(
+        {"x": "float64", "y": "float64", "z": "float64"}
+    )
     frame.insert(0, "row", range(len(frame)))
     expected = evaluate(features, frame)
 
     earlier = {f.name: f.node for f in features}
     schema = "row long, x double, y double, z double, s string"
     table = spark.createDataFrame(frame.astype(object).where(frame.notna(), None), schema)
-    selected = table.select("row", *[to_column(inline(f.node, earlier)).alias(f.name) for f in features])
+    selected = table.select(
+        "row", *[to_column(inline(f.node, earlier)).alias(f.name) for f in features]
+    )
     got = selected.orderBy("row").toPandas()
 
     for feature in features:
         for index in range(len(frame)):
             a, b = got[feature.name][index], expected[feature.name][index]
-            assert same(a, b), (
-                f"{feature.name} = {exprs[int(feature.name[1:])]!r} on {rows[index]}: spark {a!r} vs local {b!r}"
-            )
+            expr = exprs[int(feature.name[1:])]
+            assert same(a, b), f"{expr!r} on {rows[index]}: spark {a!r} vs local {b!r}"

@@ -1,0 +1,157 @@
+"""The data pipeline end to end under plain `dvc repro`, as a user runs it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import make_project, sh
+
+pytestmark = pytest.mark.slow
+OUTPUTS = [
+    "data/raw/data.parquet",
+    "data/features/train",
+    "data/features/holdout",
+    "metrics/data_validation.json",
+]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for name in OUTPUTS:
+        path = root / name
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            files[str(file.relative_to(root))] = file.read_bytes()
+    return files
+
+
+def stages_run(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project after `make run`'s two steps: compose, then a full dvc repro."""
+    root = make_project(tmp_path_factory.mktemp("done") / "project")
+    sh(["driftloop", "compose"], root)
+    out = sh(["dvc", "repro"], root).stdout
+    assert stages_run(out) == ["check_params", "ingest", "validate_data", "featurize"], out
+    return root
+
+
+@pytest.fixture()
+def copy(done: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(done, dest, symlinks=True)
+    return dest
+
+
+def test_repro_after_a_full_run_does_nothing(copy: Path) -> None:
+    out = sh(["dvc", "repro"], copy).stdout
+    assert stages_run(out) == []
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], copy).stdout
+
+
+def test_forced_featurize_leaves_status_clean(copy: Path) -> None:
+    before = snapshot(copy)
+    sh(["dvc", "repro", "-f", "featurize"], copy)
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], copy).stdout
+    assert snapshot(copy) == before
+
+
+def edit(root: Path, relative: str, old: str, new: str) -> None:
+    path = root / relative
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def test_model_change_does_not_rerun_data_stages(copy: Path) -> None:
+    edit(copy, "conf/model/hgb.yaml", "max_iter: 300", "max_iter: 200")
+    sh(["driftloop", "compose"], copy)
+    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params"]
+
+
+def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
+    before = snapshot(copy)
+    edit(
+        copy,
+        "conf/features/car_loan.yaml",
+        "bucket(driver_tenure, [1, 3, 5, 10])",
+        "bucket(driver_tenure, [2, 4])",
+    )
+    failed = sh(["dvc", "repro"], copy, check=False)
+    assert failed.returncode != 0
+    assert "run `driftloop compose`" in failed.stdout + failed.stderr
+    assert snapshot(copy) == before, "a stopped run must leave outputs as they were"
+    sh(["driftloop", "compose"], copy)
+    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params", "featurize"]
+
+
+def test_experiment_override_goes_through_hydra(copy: Path) -> None:
+    sh(["dvc", "exp", "run", "-S", "model=logreg", "-S", "train.seed=3"], copy)
+    params = (copy / "params.yaml").read_text()
+    assert "name: logreg" in params and "seed: 3" in params
+    shown = sh(["dvc", "exp", "show", "--json"], copy).stdout
+    assert "logreg" in shown
+
+
+def write_source(root: Path, frame: pd.DataFrame) -> None:
+    (root / "data/source/loans.csv").write_text(frame.to_csv(index=False))
+    sh(
+        ["driftloop", "compose", "data.source.kind=file", "data.source.path=data/source/loans.csv"],
+        root,
+    )
+
+
+def raw_reference(root: Path) -> pd.DataFrame:
+    return pd.read_parquet(root / "data/raw/data.parquet")
+
+
+def test_missing_column_in_source_fails_and_keeps_outputs(copy: Path) -> None:
+    before = snapshot(copy)
+    write_source(copy, raw_reference(copy).drop(columns=["driver_tenure"]))
+    failed = sh(["dvc", "repro"], copy, check=False)
+    assert failed.returncode != 0
+    assert "missing column(s) driver_tenure" in failed.stderr + failed.stdout
+    assert snapshot(copy) == before
+
+
+def test_data_gate_failure_stops_downstream(copy: Path) -> None:
+    before = snapshot(copy)
+    frame = raw_reference(copy)
+    frame.loc[:9, "car_value"] = -5.0
+    write_source(copy, frame)
+    failed = sh(["dvc", "repro"], copy, check=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert (
+        "data gate failed" in text and "expect_column_values_to_be_between on 'car_value'" in text
+    )
+    assert "-5.0" in text
+    assert "Running stage 'featurize'" not in text
+    after = snapshot(copy)
+    assert {k: v for k, v in after.items() if "features" in k} == {
+        k: v for k, v in before.items() if "features" in k
+    }
+
+
+def test_file_source_runs_end_to_end(copy: Path) -> None:
+    write_source(copy, raw_reference(copy).head(3000))
+    sh(["dvc", "repro"], copy)
+    featurized = pd.read_parquet(copy / "data/features/train")
+    assert 2000 < len(featurized) < 2800
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip"
+)
+def test_data_stages_run_with_no_network(project: Path) -> None:
+    probe = sh(["unshare", "-n", "true"], project, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {probe.stderr.strip()}")
+    script = "ip link set lo up && driftloop compose && dvc repro"
+    done = sh(["unshare", "-n", "sh", "-c", script], project, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (project / "data/features/train/part-00000.parquet").is_file()
