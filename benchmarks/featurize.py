@@ -182,8 +182,8 @@ def cpu_delta(out: dict[str, float]) -> Iterator[None]:
 
 def pandas_child(args: argparse.Namespace) -> Result:
     vms = psutil.Process().memory_info().vms
-    if args.cap_gb:
-        limit = int(args.cap_gb * GIB)
+    if args.address_space_gb:
+        limit = int(args.address_space_gb * GIB)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cfg = config()
     fplan = feature_plan(cfg)
@@ -635,6 +635,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--driver-memory", default="2g", help=argparse.SUPPRESS)
+    parser.add_argument("--address-space-gb", type=float, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -653,7 +654,7 @@ def jobs(args: argparse.Namespace, cfg: DriftloopConfig) -> tuple[list[list[Job]
     if args.big_rows:
         source, spent = ensure_input(args.big_rows, cfg)
         generation += spent
-        cap = ("--cap-gb", str(args.cap_gb))
+        cap = ("--address-space-gb", str(args.cap_gb))
         plan_.append(
             [Job("pandas", args.big_rows, source, f"capped: RLIMIT_AS {args.cap_gb:g} GiB", cap)]
         )

@@ -227,7 +227,7 @@ class SparkConfig:
     shuffle_partitions: int = 8
     # largest input split; with a fixed split size the work units, and so the
     # output files, do not depend on how many cores the cluster has
-    max_partition_bytes: str = "64m"
+    max_partition_bytes: str = "16m"
     arrow_batch_rows: int = 65536
     # any further spark.* settings, passed through unchanged
     conf: dict[str, str] = field(default_factory=dict)
