@@ -118,6 +118,40 @@ def test_missing_column_in_source_fails_and_keeps_outputs(copy: Path) -> None:
     assert snapshot(copy) == before
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # DVC checks a missing dependency itself, before the stage runs
+        (None, "No such file or directory: '{root}/data/source/loans.csv'"),
+        ("id,car_value\n", "data/source/loans.csv: no rows"),
+        ("a,b\n1,2\n", "missing column(s) id, car_value"),
+        ("WRONG_TYPES", "column 'debt_to_income_ratio': 1 value(s) are not float, e.g. 'high'"),
+    ],
+)
+def test_bad_source_fails_with_one_message_and_keeps_outputs(
+    copy: Path, content: str | None, message: str
+) -> None:
+    before = snapshot(copy)
+    source = copy / "data/source/loans.csv"
+    if content == "WRONG_TYPES":
+        frame = raw_reference(copy).astype({"debt_to_income_ratio": object})
+        frame.loc[10, "debt_to_income_ratio"] = "high"
+        content = frame.to_csv(index=False)
+    if content is not None:
+        source.write_text(content)
+    sh(
+        ["driftloop", "compose", "data.source.kind=file", "data.source.path=data/source/loans.csv"],
+        copy,
+    )
+    failed = sh(["dvc", "repro"], copy, check=False)
+    assert failed.returncode != 0
+    lines = (failed.stdout + failed.stderr).splitlines()
+    errors = [line for line in lines if line.startswith(("error:", "ERROR:"))]
+    assert any(message.format(root=copy) in line for line in errors), lines
+    assert len([line for line in errors if line.startswith("error:")]) <= 1
+    assert snapshot(copy) == before
+
+
 def test_data_gate_failure_stops_downstream(copy: Path) -> None:
     before = snapshot(copy)
     frame = raw_reference(copy)
