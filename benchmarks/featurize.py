@@ -543,17 +543,18 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def machine() -> str:
+def machine(load_start: float) -> str:
     model = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
         platform.processor() or "unknown CPU",
     )  # fmt: skip
     memory = psutil.virtual_memory().total / GIB
-    load1, load5, _ = os.getloadavg()
+    load_end = os.getloadavg()[0]
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} logical CPUs ({model}), "
-        f"{memory:.1f} GiB RAM; load average at the end: {load1:.2f} (1 min), {load5:.2f} (5 min)"
+        f"{memory:.1f} GiB RAM; 1-min load average {load_start:.2f} at the start, "
+        f"{load_end:.2f} at the end"
     )
 
 
@@ -584,7 +585,8 @@ def report(runs: list[Result], context: Result) -> str:
     lines += [
         f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
         f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it).",
-        f"- Machine: {machine()}. Shared and noisy: compare ratios, not absolute times.",
+        f"- Machine: {machine(context['load'])}. Shared and noisy: compare ratios, "
+        "not absolute times.",
         f"- Versions: {versions()}.",
         f"- Transforms: {', '.join(f'{n} = {e}' for n, e in TRANSFORMS)}, one-hot of "
         f"{' and '.join(ONEHOT)} (9 indicator columns): 12 feature columns on 10 input columns.",
@@ -665,7 +667,7 @@ def jobs(args: argparse.Namespace, cfg: DriftloopConfig) -> tuple[list[list[Job]
 
 
 def run_all(args: argparse.Namespace) -> None:
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     cfg = config()
     groups, generation = jobs(args, cfg)
     runs = []
@@ -685,6 +687,7 @@ def run_all(args: argparse.Namespace) -> None:
         "command": " ".join(["python -m benchmarks.featurize", *sys.argv[1:]]),
         "total": time.perf_counter() - start,
         "generation": generation,
+        "load": load,
     }
     text = report(runs, context)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "ingest": ("stage: read the source and labelled batches into data/raw", "ingest"),
     "validate-data": ("stage: the Great Expectations data gate", "validate_data"),
     "featurize": ("stage: Spark feature engineering and the train/holdout split", "featurize"),
+    "train": ("stage: fit the configured model and track the run in MLflow", "train"),
 }
 
 

@@ -38,7 +38,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_project(tmp_path_factory.mktemp("done") / "project")
     sh(["driftloop", "compose"], root)
     out = sh(["dvc", "repro"], root).stdout
-    assert stages_run(out) == ["check_params", "ingest", "validate_data", "featurize"], out
+    assert stages_run(out) == ["check_params", "ingest", "validate_data", "featurize", "train"], out
     return root
 
 
@@ -70,7 +70,7 @@ def edit(root: Path, relative: str, old: str, new: str) -> None:
 def test_model_change_does_not_rerun_data_stages(copy: Path) -> None:
     edit(copy, "conf/model/hgb.yaml", "max_iter: 300", "max_iter: 200")
     sh(["driftloop", "compose"], copy)
-    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params"]
+    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params", "train"]
 
 
 def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
@@ -86,7 +86,7 @@ def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
     assert "run `driftloop compose`" in failed.stdout + failed.stderr
     assert snapshot(copy) == before, "a stopped run must leave outputs as they were"
     sh(["driftloop", "compose"], copy)
-    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params", "featurize"]
+    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params", "featurize", "train"]
 
 
 def test_experiment_override_goes_through_hydra(copy: Path) -> None:

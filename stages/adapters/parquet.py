@@ -19,7 +19,9 @@ COMPRESSION_LEVEL = 1
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
 
 
 def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:

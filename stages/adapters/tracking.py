@@ -1,0 +1,99 @@
+"""The one place that talks to MLflow: tracking runs and the model registry.
+
+The embedded default is a SQLite store (``mlflow.db``) and an artifact folder
+(``mlruns/``) at the project root; ``tracking.uri`` points at a shared
+``mlflow server`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from stages.config.schema import TrackingConfig
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+
+
+def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
+    return cfg.uri or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def configure(cfg: TrackingConfig, root: Path) -> None:
+    """Point MLflow at the store and make sure the experiment exists."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # the pickle-format warning is about loading untrusted files; these are our own
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(tracking_uri(cfg, root))
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        location = None if cfg.uri else (root / "mlruns").resolve().as_uri()
+        mlflow.create_experiment(cfg.experiment, artifact_location=location)
+    mlflow.set_experiment(cfg.experiment)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config as dotted keys with short string values (MLflow params)."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+@contextmanager
+def run(name: str, tags: Mapping[str, str]) -> Iterator[str]:
+    """An MLflow run; yields its id."""
+    import mlflow
+
+    with mlflow.start_run(run_name=name, tags=dict(tags)) as active:
+        yield active.info.run_id
+
+
+def log_params(params: Mapping[str, str]) -> None:
+    import mlflow
+
+    items = list(params.items())
+    for start in range(0, len(items), 100):
+        mlflow.log_params(dict(items[start : start + 100]))
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    import mlflow
+
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+
+
+def log_sklearn_model(model: Any, example: Any) -> str:
+    """Log the fitted model with its signature and an input example; return its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    output = (
+        model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+    )
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, output),
+        input_example=example,
+        serialization_format="pickle",
+    )
+    return str(info.model_uri)
+
+
+def log_artifact(path: Path) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path))
