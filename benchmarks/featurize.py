@@ -47,10 +47,17 @@ import pyarrow.compute as pc
 
 from stages.adapters import nml, parquet
 from stages.config.compose import load
-from stages.config.schema import DerivedFeature, DriftloopConfig, FeaturesConfig
-from stages.featurize import ROUTE, FeaturePlan, featurize_pandas, plan, spark_features, spark_route
+from stages.config.schema import DerivedFeature, DriftloopConfig
+from stages.featurize import (
+    ROUTE,
+    FeaturePlan,
+    featurize_pandas,
+    plan,
+    spark_features,
+    spark_route,
+    write_features,
+)
 from stages.ingest import ROW_GROUP, conform, to_arrow
-from stages.outputs import atomic_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -86,11 +93,14 @@ def config() -> DriftloopConfig:
     return load(ROOT / "params.yaml")
 
 
-def feature_plan(cfg: DriftloopConfig) -> FeaturePlan:
-    """The benchmark's transform set, parsed like conf/features would be."""
+def bench_config(cfg: DriftloopConfig) -> DriftloopConfig:
+    """The composed config with the benchmark's transform set in place of conf/features."""
     derived = [DerivedFeature(name, expr) for name, expr in TRANSFORMS]
-    features = FeaturesConfig(derived=derived, onehot=list(ONEHOT), split=cfg.features.split)
-    return plan(features, cfg.data)
+    return replace(cfg, features=replace(cfg.features, derived=derived, onehot=list(ONEHOT)))
+
+
+def feature_plan(cfg: DriftloopConfig) -> FeaturePlan:
+    return plan(cfg.features, cfg.data)
 
 
 # --- input data ---------------------------------------------------------------------
@@ -185,14 +195,15 @@ def pandas_child(args: argparse.Namespace) -> Result:
     if args.address_space_gb:
         limit = int(args.address_space_gb * GIB)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    cfg = config()
+    cfg = bench_config(config())
     fplan = feature_plan(cfg)
     phases: dict[str, float] = {}
     cpu: dict[str, float] = {}
     start = time.perf_counter()
     try:
         with cpu_delta(cpu):
-            rows = pandas_featurize(args.input, args.output / "part-00000.parquet", fplan, phases)
+            target = args.output / "part-00000.parquet"
+            rows = pandas_featurize(args.input, target, fplan, cfg.features.row_group_size, phases)
     except MemoryError as exc:
         failed = f"{type(exc).__name__} in '{list(phases)[-1]}': {str(exc)[:120]}"
         return {"status": failed, "wall": time.perf_counter() - start, "phases": phases, "vms": vms}
@@ -201,7 +212,7 @@ def pandas_child(args: argparse.Namespace) -> Result:
 
 
 def pandas_featurize(
-    source: Path, target: Path, fplan: FeaturePlan, phases: dict[str, float]
+    source: Path, target: Path, fplan: FeaturePlan, row_group_size: int, phases: dict[str, float]
 ) -> int:
     with phase(phases, "read"):
         frame = parquet.read_table(source).to_pandas()
@@ -212,14 +223,14 @@ def pandas_featurize(
         table = pa.Table.from_pandas(out, preserve_index=False)
         rows = len(out)
         del out
-        parquet.write_table(table, target, ROW_GROUP)
+        parquet.write_table(table, target, row_group_size)
     return rows
 
 
 def spark_child(args: argparse.Namespace) -> Result:
     from stages.adapters import spark as adapter
 
-    cfg = config()
+    cfg = bench_config(config())
     fplan = feature_plan(cfg)
     settings = replace(cfg.spark, master=SPARK_MASTER, driver_memory=args.driver_memory)
     start = time.perf_counter()
@@ -238,7 +249,7 @@ def spark_measure(
     cpu: dict[str, float] = {}
     start = time.perf_counter()
     with cpu_delta(cpu):
-        counts = spark_featurize(session, cfg, fplan, args.input, args.output)
+        counts = spark_featurize(session, cfg, args.input, args.output)
     wall = time.perf_counter() - start
     jvm: Any = session.sparkContext._jvm
     result: Result = {"wall": wall, "rows": sum(counts.values()), "counts": counts, "cpu": cpu}
@@ -259,14 +270,10 @@ def spark_table(
 
 
 def spark_featurize(
-    session: SparkSession, cfg: DriftloopConfig, fplan: FeaturePlan, source: Path, folder: Path
+    session: SparkSession, cfg: DriftloopConfig, source: Path, folder: Path
 ) -> dict[str, int]:
-    from stages.adapters.spark import write_routed
-
-    table = spark_table(session, cfg, fplan, source)
-    with atomic_dir(folder / "train") as train, atomic_dir(folder / "holdout") as holdout:
-        targets = {"train": train, "holdout": holdout}
-        return write_routed(table, ROUTE, targets, cfg.features.row_group_size)
+    """The stage's own code (read, features, route, write_routed) into folder/train, /holdout."""
+    return write_features(session, source, cfg, folder / "train", folder / "holdout")
 
 
 # --- Spark profile: where the time goes ----------------------------------------------
@@ -303,7 +310,7 @@ def spark_profile(
             _filter_batches, "rows long"
         ).collect(),
         "write_routed (the stage, warm JVM)": lambda: spark_featurize(
-            session, cfg, fplan, args.input, args.output / "warm"
+            session, cfg, args.input, args.output / "warm"
         ),
         "Spark's parquet writer, partitionBy(route), zstd": lambda: (
             table.write.mode("overwrite")
@@ -354,12 +361,13 @@ def run_child(args: argparse.Namespace) -> None:
 
 
 class TreeSampler(threading.Thread):
-    """Polls a process tree's RSS and keeps the peak of each group's sum."""
+    """Polls a process tree: the peak of each group's summed RSS, and CPU seconds."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peaks = dict.fromkeys((*GROUPS, "total"), 0)
+        self.cpu: dict[int, float] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -378,8 +386,10 @@ class TreeSampler(threading.Thread):
             try:
                 rss = proc.memory_info().rss
                 sizes[group_of(proc, self.root.pid)] += rss
+                times = proc.cpu_times()
             except psutil.Error:
                 continue
+            self.cpu[proc.pid] = times.user + times.system
             sizes["total"] += rss
         self.peaks = {key: max(value, sizes[key]) for key, value in self.peaks.items()}
 
@@ -406,11 +416,12 @@ def measure(job: Job, keep: bool, timeout: float) -> Result:
     command = [sys.executable, "-m", "benchmarks.featurize", "--child", job.engine]
     command += ["--input", str(job.source), "--output", str(out), "--result", str(result_file)]
     command += [*job.options, *(["--profile"] if job.profile else [])]
-    code, peaks = supervise(command, logs / f"{tag}.log", timeout)
+    code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
     result: Result = {"status": f"child exit code {code}; see {logs / f'{tag}.log'}"}
     if result_file.exists():
         result = json.loads(result_file.read_text())
     result.update(engine=job.engine, rows=job.rows, limit=job.limit, exit=code, peaks=peaks)
+    result["load"] = load
     result["output_bytes"] = sum(
         f.stat().st_size for f in out.rglob("*.parquet") if "warm" not in f.parts
     )
@@ -419,7 +430,18 @@ def measure(job: Job, keep: bool, timeout: float) -> Result:
     return result
 
 
-def supervise(command: list[str], log_file: Path, timeout: float) -> tuple[int, dict[str, int]]:
+def busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (or stolen by the hypervisor)."""
+    times = psutil.cpu_times()
+    idle: float = times.idle + getattr(times, "iowait", 0.0)
+    return float(sum(times)) - idle
+
+
+def supervise(
+    command: list[str], log_file: Path, timeout: float
+) -> tuple[int, dict[str, int], float]:
+    """Run the child; its exit code, RSS peaks, and the cores others kept busy meanwhile."""
+    busy, start = busy_seconds(), time.perf_counter()
     with log_file.open("w") as log:
         child = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         sampler = TreeSampler(child.pid)
@@ -431,7 +453,8 @@ def supervise(command: list[str], log_file: Path, timeout: float) -> tuple[int, 
             code = child.wait()
         sampler.done.set()
         sampler.join()
-    return code, sampler.peaks
+    others = busy_seconds() - busy - sum(sampler.cpu.values())
+    return code, sampler.peaks, max(0.0, others) / (time.perf_counter() - start)
 
 
 def kill_tree(child: subprocess.Popen[bytes]) -> None:
@@ -446,7 +469,9 @@ def median_run(runs: list[Result]) -> Result:
     chosen = dict(done[(len(done) - 1) // 2] if done else runs[-1])
     peaks = {key: max(r["peaks"][key] for r in runs) for key in runs[0]["peaks"]}
     maxrss = max(r.get("maxrss", 0) for r in runs)
-    return {**chosen, "peaks": peaks, "maxrss": maxrss, "walls": [r["wall"] for r in done]}
+    load = max(r["load"] for r in runs)
+    walls = [r["wall"] for r in done]
+    return {**chosen, "peaks": peaks, "maxrss": maxrss, "walls": walls, "load": load}
 
 
 # --- report --------------------------------------------------------------------------
@@ -454,7 +479,8 @@ def median_run(runs: list[Result]) -> Result:
 HEADER = [
     "rows", "engine", "memory limit", "Spark start s", "wall s", "rows/s",
     "peak Python RSS", "peak JVM RSS", "peak Py workers RSS", "peak tree RSS",
-    "Spark/pandas wall", "Spark/pandas peak RSS", "CPU s JVM / workers / driver", "status",
+    "Spark/pandas wall", "Spark/pandas peak RSS", "CPU s JVM / workers / driver",
+    "other load, cores", "status",
 ]  # fmt: skip
 
 
@@ -498,7 +524,8 @@ def table_row(run: Result, runs: list[Result]) -> list[str]:
         f"{run['rows']:,}", run["engine"], run["limit"], seconds(run.get("session")),
         seconds(wall), rate, mib(run.get("maxrss")),
         mib(run["peaks"]["jvm"]) if spark else "-", mib(run["peaks"]["workers"]) if spark else "-",
-        mib(run["peaks"]["total"]), wall_ratio, memory_ratio, cpu_text, run["status"],
+        mib(run["peaks"]["total"]), wall_ratio, memory_ratio, cpu_text, f"{run['load']:.2f}",
+        run["status"],
     ]  # fmt: skip
 
 
@@ -577,6 +604,49 @@ def run_notes(runs: list[Result]) -> list[str]:
     return notes
 
 
+def setup_notes(cfg: DriftloopConfig) -> list[str]:
+    spark = cfg.spark
+    writer = (
+        f"{parquet.COMPRESSION} level {parquet.COMPRESSION_LEVEL}, {ROW_GROUP:,}-row row groups"
+    )
+    return [
+        f"- Transforms: {', '.join(f'{n} = {e}' for n, e in TRANSFORMS)}, one-hot of "
+        f"{' and '.join(ONEHOT)} (9 indicator columns): 12 feature columns on 10 input columns.",
+        "- Input: NannyML synthetic_car_loan reference (50,000 rows) resampled with "
+        f"numpy default_rng({SEED}): car_value, debt_to_income_ratio x N(1, 0.02), "
+        "driver_tenure x N(1, 0.05), fresh ids, timestamps spread over two years; "
+        f"stages.ingest conform + to_arrow, written with ingest's writer ({writer}) in "
+        "1M-row chunks. The file is in the page cache for both engines.",
+        f"- Spark: master {SPARK_MASTER}, otherwise conf/spark (Arrow batches "
+        f"{spark.arrow_batch_rows:,} rows, {spark.max_partition_bytes} input splits); "
+        "stages.featurize.write_features, the stage's own code: read, select features and "
+        "route, write_routed into train/ and holdout/ (Arrow's parquet writer in the Python "
+        "workers). Its wall time is the first job of a fresh JVM, as in a DVC run of the stage; "
+        "the profile table below the results is measured after it (warm JVM).",
+        "- pandas: pyarrow read -> to_pandas -> stages.featurize.featurize_pandas -> "
+        "Table.from_pandas -> stages.adapters.parquet.write_table, one file, "
+        "**no train/holdout split** (the route column is Spark-only).",
+    ]
+
+
+def method_notes() -> list[str]:
+    return [
+        "- Wall s: the child's own timer around the work only; excluded are interpreter start, "
+        "imports, config loading and (for Spark) the session start, shown in its own column. "
+        "With --repeat, the median run; every wall is listed below.",
+        "- Peak Python RSS: the child's VmHWM (the Spark driver's for Spark). JVM, workers and "
+        f"tree peaks: the parent polls the child's process tree every {POLL_SECONDS} s with psutil "
+        "(sums of RSS; short spikes may be missed; forked workers' shared pages count once per "
+        "process). Peaks cover the child's whole life, session start included.",
+        "- Spark/pandas peak RSS: Spark's polled tree peak over pandas' peak RSS.",
+        "- CPU s: user + system seconds of the child's process tree during the timed work.",
+        "- Other load: CPU seconds the machine was busy (or stolen by the hypervisor) outside "
+        "the child's process tree, over the child's life time, in cores (of 2): other tenants.",
+        "- Capped pandas: RLIMIT_AS limits the address space, not RSS; the imports alone take "
+        "the address space listed below before the cap is set.",
+    ]
+
+
 def report(runs: list[Result], context: Result) -> str:
     lines = ["# featurize benchmark: Spark vs pandas", ""]
     lines += markdown([table_row(run, runs) for run in runs], HEADER)
@@ -584,34 +654,27 @@ def report(runs: list[Result], context: Result) -> str:
     lines += ["", "## Notes", ""]
     lines += [
         f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it).",
+        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
+        f"code: {context['code']}.",
         f"- Machine: {machine(context['load'])}. Shared and noisy: compare ratios, "
         "not absolute times.",
         f"- Versions: {versions()}.",
-        f"- Transforms: {', '.join(f'{n} = {e}' for n, e in TRANSFORMS)}, one-hot of "
-        f"{' and '.join(ONEHOT)} (9 indicator columns): 12 feature columns on 10 input columns.",
-        "- Input: NannyML synthetic_car_loan reference (50,000 rows) resampled with "
-        f"numpy default_rng({SEED}): car_value, debt_to_income_ratio x N(1, 0.02), "
-        "driver_tenure x N(1, 0.05), fresh ids, timestamps spread over two years; "
-        "stages.ingest conform + to_arrow, written with ingest's writer (zstd, 131,072-row "
-        "row groups) in 1M-row chunks. The file is in the page cache for both engines.",
-        f"- Spark: master {SPARK_MASTER}, conf/spark otherwise (Arrow batches 65,536 rows, "
-        "64 MiB input splits); the stage's own path: read, select features and route, "
-        "write_routed into train/ and holdout/ (Arrow's parquet writer in the Python workers).",
-        "- pandas: pyarrow read -> to_pandas -> stages.featurize.featurize_pandas -> "
-        "Table.from_pandas -> stages.adapters.parquet.write_table, one file, "
-        "**no train/holdout split** (the route column is Spark-only).",
-        "- Wall s: the child's own timer around the work only; excluded are interpreter start, "
-        "imports, config loading and (for Spark) the session start, shown in its own column.",
-        "- Peak Python RSS: the child's VmHWM (the Spark driver's for Spark). JVM, workers and "
-        f"tree peaks: the parent polls the child's process tree every {POLL_SECONDS} s with psutil "
-        "(sums of RSS; short spikes may be missed; forked workers' shared pages count once per "
-        "process). Peaks cover the child's whole life, session start included.",
-        "- Spark/pandas peak RSS: Spark's polled tree peak over pandas' peak RSS.",
-        "- CPU s: user + system seconds of the child's process tree during the timed work.",
+        *setup_notes(context["config"]),
+        *method_notes(),
         *run_notes(runs),
     ]
     return "\n".join(lines) + "\n"
+
+
+def code_version() -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "stages", "conf", "params.yaml")
+    return f"commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}" + (
+        " plus uncommitted changes in stages/ or conf/" if dirty else ""
+    )
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -667,7 +730,7 @@ def jobs(args: argparse.Namespace, cfg: DriftloopConfig) -> tuple[list[list[Job]
 
 
 def run_all(args: argparse.Namespace) -> None:
-    start, load = time.perf_counter(), os.getloadavg()[0]
+    start, load, code = time.perf_counter(), os.getloadavg()[0], code_version()
     cfg = config()
     groups, generation = jobs(args, cfg)
     runs = []
@@ -688,6 +751,8 @@ def run_all(args: argparse.Namespace) -> None:
         "total": time.perf_counter() - start,
         "generation": generation,
         "load": load,
+        "code": code,
+        "config": cfg,
     }
     text = report(runs, context)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

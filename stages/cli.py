@@ -42,7 +42,10 @@ def _stage(
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]:
     import importlib
 
-    module: ModuleType = importlib.import_module(f"stages.{name}")
+    module_name, _, command = name.partition(":")
+    module: ModuleType = importlib.import_module(f"stages.{module_name}")
+    if command:
+        return getattr(module, f"add_{command}_arguments"), getattr(module, command)
     return module.add_arguments, module.main
 
 
@@ -53,6 +56,12 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "validate-data": ("stage: the Great Expectations data gate", "validate_data"),
     "featurize": ("stage: Spark feature engineering and the train/holdout split", "featurize"),
     "train": ("stage: fit the configured model and track the run in MLflow", "train"),
+    "evaluate": (
+        "stage: holdout metrics, slices, behaviour, plots; compare with the champion",
+        "evaluate",
+    ),
+    "promote": ("stage: the model gate; on a pass the candidate becomes champion", "promote"),
+    "rollback": ("move the champion back to the version it replaced", "promote:rollback"),
 }
 
 

@@ -29,10 +29,15 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def params(path: Path) -> DriftloopConfig:
-    """params.yaml, typed, validated and checked against conf/."""
+    """params.yaml, typed, validated and checked against conf/ (for stages)."""
     config = load(path)
-    check_fresh(config, find_root(path.parent))
+    check_fresh(config, find_root(path.resolve().parent))
     return config
+
+
+def load_params(path: Path) -> DriftloopConfig:
+    """params.yaml, typed and validated (for commands that act on the current state)."""
+    return load(path)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ are deterministic for a fixed seed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import pickle
 import re
@@ -226,6 +227,7 @@ def log_training(
     return {
         "run_id": run_id,
         "model_uri": uri,
+        "model_md5": hashlib.md5(model_bytes(model)).hexdigest(),
         "tracking_uri": tracking.tracking_uri(config.tracking, root),
     }
 

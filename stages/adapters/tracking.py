@@ -80,13 +80,14 @@ def log_sklearn_model(model: Any, example: Any) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    output = (
-        model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
-    )
+    signature = None
+    if example is not None:
+        predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+        signature = infer_signature(example, predict(example))
     info = mlflow.sklearn.log_model(
         model,
         name="model",
-        signature=infer_signature(example, output),
+        signature=signature,
         input_example=example,
         serialization_format="pickle",
     )
@@ -97,3 +98,48 @@ def log_artifact(path: Path) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path))
+
+
+# --- the model registry ---------------------------------------------------------------
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
+    """Register a logged model as a new version of ``name``; return the version."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags=dict(tags))
+    return str(version.version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    return dict(MlflowClient().get_model_version(name, version).tags)
+
+
+def log_model_file(model: Any, example: Any, run_name: str, tags: Mapping[str, str]) -> str:
+    """Log an already fitted model in a run of its own; return its URI."""
+    with run(run_name, tags):
+        return log_sklearn_model(model, example)
+
+
+def download_model(name: str, version: str) -> Any:
+    import mlflow
+
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")

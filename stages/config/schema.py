@@ -174,11 +174,35 @@ class PromotionRule:
 
 
 @dataclass
+class InvarianceCheck:
+    """Shifting ``column`` by ``shift`` should change few predicted labels."""
+
+    column: str = MISSING
+    shift: float = MISSING
+    max_changed_share: float = 0.01
+
+
+@dataclass
+class DirectionalCheck:
+    """Shifting ``column`` by ``shift`` should move the score in one direction."""
+
+    column: str = MISSING
+    shift: float = MISSING
+    expect: str = "increase"  # or decrease
+    min_share: float = 0.5
+
+
+@dataclass
 class EvaluateConfig:
     primary_metric: str = "roc_auc"
     rules: list[PromotionRule] = field(default_factory=list)
     slices: list[str] = field(default_factory=list)
     slice_min_rows: int = 200
+    # the slices that must each meet every rule's minimum
+    required_slices: list[str] = field(default_factory=list)
+    invariance: list[InvarianceCheck] = field(default_factory=list)
+    directional: list[DirectionalCheck] = field(default_factory=list)
+    calibration_bins: int = 10
 
 
 # --- serve, monitor ----------------------------------------------------------

@@ -52,9 +52,9 @@ def _column(name: str, kind: Kind, frame: pd.DataFrame, scope: dict[str, Values]
     if kind is Kind.str:
         null = series.isna().to_numpy()
         return Values(series.astype(object).to_numpy(), null)
-    data = pd.to_numeric(series.astype(object).where(series.notna(), np.nan)).to_numpy(
-        dtype="float64", na_value=np.nan
-    )
+    if series.dtype == object:  # records from JSON: numbers, bools and None mixed
+        series = pd.to_numeric(series.where(series.notna(), np.nan).astype("float64"))
+    data = series.to_numpy(dtype="float64", na_value=np.nan)
     return _finite(data, np.zeros(len(data), dtype=bool))
 
 

@@ -1,0 +1,102 @@
+"""promote: the gate's rules, the atomic champion switch, rollback bookkeeping."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stages import promote
+from stages.config.schema import DriftloopConfig, PromotionRule
+
+
+def report(candidate: dict[str, float], champion: dict[str, float] | None = None) -> dict[str, Any]:
+    return {
+        "candidate": candidate,
+        "champion": champion,
+        "slices": {
+            "salary_range": {
+                "low": {"roc_auc": 0.96, "log_loss": 0.2},
+                "high": {"roc_auc": 0.94, "log_loss": 0.2},
+            }
+        },
+        "behaviour": [
+            {"check": "car_value+1: invariance <=", "value": 0.0, "limit": 0.01, "passed": True}
+        ],
+        "predictions_gate": {"success": True},
+    }
+
+
+@pytest.fixture()
+def rules(config: DriftloopConfig) -> Any:
+    cfg = copy.deepcopy(config.evaluate)
+    cfg.rules = [
+        PromotionRule(metric="roc_auc", min=0.9, max_regression=0.01),
+        PromotionRule(metric="log_loss", min=0.3),
+    ]
+    cfg.required_slices = []
+    return cfg
+
+
+def failed(verdicts: list[promote.Verdict]) -> list[str]:
+    return [v.rule for v in verdicts if not v.passed]
+
+
+def test_first_model_needs_only_the_minimums(rules: Any) -> None:
+    assert failed(promote.judge(report({"roc_auc": 0.95, "log_loss": 0.2}), rules)) == []
+    assert failed(promote.judge(report({"roc_auc": 0.85, "log_loss": 0.2}), rules)) == [
+        "roc_auc >= 0.9"
+    ]
+
+
+def test_lower_is_better_metrics(rules: Any) -> None:
+    assert failed(promote.judge(report({"roc_auc": 0.95, "log_loss": 0.4}), rules)) == [
+        "log_loss <= 0.3"
+    ]
+
+
+def test_regression_against_the_champion(rules: Any) -> None:
+    verdicts = promote.judge(report({"roc_auc": 0.95, "log_loss": 0.2}, {"roc_auc": 0.97}), rules)
+    assert failed(verdicts) == ["roc_auc vs champion 0.9700"]
+    margin = next(v.margin for v in verdicts if not v.passed)
+    assert margin == pytest.approx(-0.01)
+    assert "FAIL" in promote.table(verdicts) and "-0.0100" in promote.table(verdicts)
+
+
+def test_required_slices_must_each_pass(rules: Any) -> None:
+    rules.required_slices = ["salary_range"]
+    rules.rules[0].min = 0.95
+    assert failed(promote.judge(report({"roc_auc": 0.96, "log_loss": 0.2}), rules)) == [
+        "roc_auc on salary_range=high"
+    ]
+
+
+def test_failed_behaviour_or_prediction_suite_blocks(rules: Any) -> None:
+    bad = report({"roc_auc": 0.95, "log_loss": 0.2})
+    bad["behaviour"][0] |= {"value": 0.2, "passed": False}
+    bad["predictions_gate"] = {"success": False}
+    assert failed(promote.judge(bad, rules)) == ["car_value+1: invariance <=", "predictions suite"]
+
+
+def make_candidate(folder: Path, text: bytes) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.pkl").write_bytes(text)
+    (folder / "card.json").write_text(json.dumps({"model": "m"}))
+    return folder
+
+
+def test_champion_switch_is_one_symlink_rename(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    promote.switch_champion(models, "1", make_candidate(tmp_path / "c1", b"one"), {"version": "1"})
+    assert (models / "champion" / "model.pkl").read_bytes() == b"one"
+    promote.switch_champion(models, "2", make_candidate(tmp_path / "c2", b"two"), {"version": "2"})
+    assert os.readlink(models / "champion") == "versions/2"
+    assert json.loads((models / "champion" / "card.json").read_text())["version"] == "2"
+    assert promote.current_version(models) == "2"
+    promote.point_champion(models, "1")
+    assert (models / "champion" / "model.pkl").read_bytes() == b"one"
+    assert sorted(p.name for p in models.iterdir()) == ["champion", "versions"]
