@@ -13,6 +13,8 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
+# DVC runs each stage's command through the shell: `driftloop` must be on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test lint bench java venv lock clean
 
