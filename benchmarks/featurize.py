@@ -8,8 +8,9 @@ years), conformed and written as stages/ingest.py does. Both engines compute
 the same features -- log1p, a product, a bucketing and one-hot of the two
 categoricals -- parquet in, parquet out:
 
-* Spark: stages.adapters.spark.session, read, select the features and the
-  split route, write_routed into train/holdout folders (stages.featurize.main);
+* Spark: stages.adapters.spark.session, then stages.featurize.write_features
+  (read, select the features and the split route, write_routed into
+  train/holdout folders), as the featurize stage does;
 * pandas: pyarrow read, stages.featurize.featurize_pandas, one parquet file.
 
 Each engine runs in a fresh child process. The child times its own work
@@ -263,7 +264,7 @@ def spark_measure(
 def spark_table(
     session: SparkSession, cfg: DriftloopConfig, fplan: FeaturePlan, source: Path
 ) -> DataFrame:
-    """The featurized frame, built exactly as stages.featurize.main builds it."""
+    """The featurized frame, built as stages.featurize.write_features builds it."""
     raw = session.read.parquet(str(source.resolve()))
     route = spark_route(raw, cfg.features.split, cfg.data)
     return raw.select("*", *spark_features(raw, fplan), route.alias(ROUTE))
@@ -681,7 +682,11 @@ def code_version() -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.featurize", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.featurize",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--big-rows", type=int, help="rows of the capped run (pandas should fail)")
     parser.add_argument("--cap-gb", type=float, default=4.0, help="pandas RLIMIT_AS in the big run")

@@ -80,3 +80,24 @@ def make_project(dest: Path) -> Path:
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The project after `make run`'s two steps (compose, a full dvc repro), and its output."""
+    root = make_project(tmp_path_factory.mktemp("done") / "project")
+    sh(["driftloop", "compose"], root)
+    return root, sh(["dvc", "repro"], root).stdout
+
+
+@pytest.fixture(scope="session")
+def done(full_run: tuple[Path, str]) -> Path:
+    return full_run[0]
+
+
+@pytest.fixture()
+def copy(done: Path, tmp_path: Path) -> Path:
+    """A private copy of the fully run project, to change as a test likes."""
+    dest = tmp_path / "project"
+    shutil.copytree(done, dest, symlinks=True)
+    return dest

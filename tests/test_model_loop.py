@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -16,24 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import BIN, env, make_project, sh
+from tests.conftest import BIN, env, sh
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("model") / "project")
-    sh(["driftloop", "compose"], root)
-    sh(["dvc", "repro"], root)
-    return root
-
-
-@pytest.fixture()
-def copy(done: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "project"
-    shutil.copytree(done, dest, symlinks=True)
-    return dest
 
 
 def client(root: Path) -> MlflowClient:

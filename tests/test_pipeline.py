@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import make_project, sh
+from tests.conftest import sh
 
 pytestmark = pytest.mark.slow
 DATA_STAGES = ["check_params", "ingest", "validate_data", "featurize"]
@@ -34,21 +34,8 @@ def stages_run(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project after `make run`'s two steps: compose, then a full dvc repro."""
-    root = make_project(tmp_path_factory.mktemp("done") / "project")
-    sh(["driftloop", "compose"], root)
-    out = sh(["dvc", "repro"], root).stdout
-    assert stages_run(out) == [*DATA_STAGES, *MODEL_STAGES], out
-    return root
-
-
-@pytest.fixture()
-def copy(done: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "project"
-    shutil.copytree(done, dest, symlinks=True)
-    return dest
+def test_full_run_runs_every_stage_in_order(full_run: tuple[Path, str]) -> None:
+    assert stages_run(full_run[1]) == [*DATA_STAGES, *MODEL_STAGES], full_run[1]
 
 
 def test_repro_after_a_full_run_does_nothing(copy: Path) -> None:

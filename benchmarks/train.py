@@ -1,0 +1,582 @@
+"""Benchmark of the train stage: fit, evaluate and MLflow logging per shipped model.
+
+    python -m benchmarks.train [--rows 50000 1000000] [--models hgb logreg rf] [--keep-data]
+
+Data: NannyML's synthetic car loan reference resampled with seeded jitter
+(benchmarks.featurize.ensure_input, the featurize benchmark's input files),
+featurized in-process with stages.featurize.featurize_pandas and the plan of
+params.yaml, split with stages.featurize.holdout_mask; the train split is cut
+to exactly ``--rows`` rows (the holdout keeps the ids up to the last of them).
+
+Per model config (conf/model/<name>.yaml, composed with ``model=<name>`` into a
+temporary project root that holds a copy of conf/) and row count, the stage's
+own functions are timed one after another in this process:
+
+* fit: stages.train.build_estimator + build_pipeline, then ``fit``;
+* persist: model.pkl (stages.train.model_bytes) and card.json written as the
+  train stage writes them;
+* MLflow log: stages.train.log_training against a SQLite store in the
+  temporary root (params, metrics, the model with signature and input example);
+* evaluate: stages.evaluate.evaluate_model + build_report on the holdout, no
+  champion.
+
+One-off costs are measured before the runs and kept out of them: importing
+MLflow, the first logging run on a fresh store (DB migrations), the same
+logging from a fresh process on the existing store (what each DVC stage run
+pays), and Great Expectations' first validation. Results:
+benchmarks/results/train.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+from sklearn.pipeline import Pipeline
+
+from benchmarks.featurize import (
+    busy_seconds,
+    code_version,
+    ensure_input,
+    machine,
+    markdown,
+    peak_rss,
+    seconds,
+)
+from stages import evaluate as evaluate_stage
+from stages import lineage
+from stages import train as train_stage
+from stages.adapters import parquet
+from stages.config.compose import compose, conf_digest, load
+from stages.config.schema import DriftloopConfig
+from stages.featurize import featurize_pandas, holdout_mask, plan
+from stages.outputs import atomic_dir, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "train.md"
+MODELS = ("hgb", "logreg", "rf")
+WARMUP_TRAIN_ROWS = 2_000
+WARMUP_HOLDOUT_ROWS = 500
+MIB = 2**20
+# (module, attribute, label): functions timed while the stage code runs
+Probe = tuple[str, str, str]
+STAGE_LOG_PROBES: tuple[Probe, ...] = (
+    ("stages.adapters.tracking", "configure", "configure"),
+    ("stages.adapters.tracking", "log_params", "params"),
+    ("stages.adapters.tracking", "log_metrics", "metrics"),
+    ("stages.adapters.tracking", "log_sklearn_model", "log_model"),
+    ("stages.train", "model_bytes", "md5_pickle"),
+)
+LOG_PROBES: tuple[Probe, ...] = (
+    *STAGE_LOG_PROBES,
+    ("mlflow.models", "infer_pip_requirements", "requirements"),
+    ("mlflow.models.utils", "_validate_serving_input", "input_check"),
+)
+EVAL_PROBES: tuple[Probe, ...] = (
+    ("stages.evaluate", "evaluate_model", "scoring"),
+    ("stages.adapters.gx", "validate", "gate"),
+    ("stages.evaluate", "slice_metrics", "slices"),
+    ("stages.evaluate", "behaviour", "behaviour"),
+)
+
+
+# --- timing helpers -------------------------------------------------------------------
+
+
+def timing(func: Callable[..., Any], label: str, spans: dict[str, float]) -> Callable[..., Any]:
+    """``func`` that adds its wall seconds to ``spans[label]``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            spans[label] = spans.get(label, 0.0) + time.perf_counter() - start
+
+    return wrapper
+
+
+@contextmanager
+def instrumented(probes: tuple[Probe, ...], spans: dict[str, float]) -> Iterator[None]:
+    """Time the probed functions (module attributes, looked up at call time)."""
+    saved: list[tuple[Any, str, Any]] = []
+    for module_name, attribute, label in probes:
+        module = importlib.import_module(module_name)
+        original = getattr(module, attribute)
+        saved.append((module, attribute, original))
+        setattr(module, attribute, timing(original, label, spans))
+    try:
+        yield
+    finally:
+        for module, attribute, original in reversed(saved):
+            setattr(module, attribute, original)
+
+
+@contextmanager
+def timed(spans: dict[str, float], label: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        spans[label] = time.perf_counter() - start
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and its waited-for children."""
+    t = psutil.Process().cpu_times()
+    return float(t.user + t.system + t.children_user + t.children_system)
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM so the next peak_rss() is the peak of one run (Linux)."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    source: Path
+    generated: float  # seconds spent generating the input file (0 when cached)
+
+
+def source_rows(train_rows: int, holdout_fraction: float) -> int:
+    """Rows to resample so the random split leaves at least ``train_rows`` (1 % margin)."""
+    return math.ceil(train_rows / (1.0 - holdout_fraction) * 1.01) + 100
+
+
+def prepare(train_rows: int, base: DriftloopConfig) -> Split:
+    """Resampled raw rows, featurized in-process, split; train cut to ``train_rows``."""
+    total = source_rows(train_rows, base.features.split.holdout_fraction)
+    source, spent = ensure_input(total, base)
+    raw = parquet.read_table(source).to_pandas()
+    frame = featurize_pandas(raw, plan(base.features, base.data))
+    ids = frame[base.data.columns.id]
+    held = holdout_mask(ids, base.features.split)
+    train = frame[~held].iloc[:train_rows]
+    if len(train) < train_rows:
+        raise RuntimeError(f"resampled data has only {len(train)} train rows")
+    last = train[base.data.columns.id].iloc[-1]
+    holdout = frame[held & (ids <= last).to_numpy()]
+    return Split(train.reset_index(drop=True), holdout.reset_index(drop=True), source, spent)
+
+
+def small(split: Split) -> Split:
+    train, holdout = split.train.head(WARMUP_TRAIN_ROWS), split.holdout.head(WARMUP_HOLDOUT_ROWS)
+    return Split(train, holdout, split.source, 0.0)
+
+
+# --- the temporary project: conf/ copy, composed params, MLflow store ------------------
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    config: DriftloopConfig
+    params: Path
+
+
+def make_root() -> Path:
+    DATA.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="train-", dir=DATA))
+    shutil.copytree(ROOT / "conf", root / "conf")
+    return root
+
+
+def compose_model(root: Path, name: str) -> Model:
+    params = root / f"params-{name}.yaml"
+    return Model(name, compose(root, params, [f"model={name}"]), params)
+
+
+def fit(model: Model, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame, float]:
+    """The train stage's estimator and pipeline, fitted; with X and the fit seconds."""
+    cfg = model.config
+    cols = train_stage.columns(cfg)
+    x, y = train_stage.split_xy(train, cols, "train")
+    estimator = train_stage.build_estimator(cfg.model, cfg.data.problem)
+    pipeline = train_stage.build_pipeline(estimator, cols, cfg.data, cfg.train.scale_numeric)
+    start = time.perf_counter()
+    pipeline.fit(x, y)
+    return pipeline, x, time.perf_counter() - start
+
+
+def persist(model: Model, pipeline: Pipeline, folder: Path, inputs: dict[str, str]) -> int:
+    """model.pkl and card.json as the train stage writes them; the pickle's size."""
+    cols = train_stage.columns(model.config)
+    with atomic_dir(folder) as tmp:
+        data = train_stage.model_bytes(pipeline)
+        (tmp / train_stage.MODEL_FILE).write_bytes(data)
+        card = train_stage.card(model.config, cols, pipeline, {"inputs": inputs})
+        write_json(tmp / train_stage.CARD_FILE, card)
+    return len(data)
+
+
+def log(
+    model: Model, pipeline: Pipeline, x: pd.DataFrame, fit_seconds: float, inputs: dict[str, str]
+) -> tuple[float, dict[str, float]]:
+    """stages.train.log_training: wall seconds and where they went."""
+    cols = train_stage.columns(model.config)
+    metrics = {"train_rows": len(x), "features": len(cols.features), "fit_seconds": fit_seconds}
+    spans: dict[str, float] = {}
+    with instrumented(LOG_PROBES, spans), timed(spans, "total"):
+        train_stage.log_training(model.config, model.params, pipeline, x, metrics, inputs)
+    return spans.pop("total"), spans
+
+
+def evaluate(model: Model, pipeline: Pipeline, holdout: pd.DataFrame) -> dict[str, Any]:
+    """evaluate_model + build_report on the holdout (no champion); the report."""
+    cfg = model.config
+    cols = train_stage.columns(cfg)
+    result = evaluate_stage.evaluate_model(pipeline, holdout, cfg, cols)
+    return evaluate_stage.build_report(pipeline, holdout, cfg, cols, result, None)
+
+
+def timed_evaluate(
+    model: Model, pipeline: Pipeline, holdout: pd.DataFrame
+) -> tuple[float, dict[str, float], dict[str, Any]]:
+    spans: dict[str, float] = {}
+    with instrumented(EVAL_PROBES, spans), timed(spans, "total"):
+        report = evaluate(model, pipeline, holdout)
+    return spans.pop("total"), spans, report
+
+
+# --- one-off costs ----------------------------------------------------------------------
+
+
+def cold_start(model: Model, split: Split, inputs: dict[str, str]) -> dict[str, Any]:
+    """First-call costs, on a small model: MLflow import, migrations, GX, fresh process."""
+    tiny = small(split)
+    pipeline, x, fit_seconds = fit(model, tiny.train)
+    out: dict[str, Any] = {"model": model.name, "rows": len(x)}
+    start = time.perf_counter()
+    importlib.import_module("mlflow")
+    out["import_mlflow"] = time.perf_counter() - start
+    out["first_log"], out["first_spans"] = log(model, pipeline, x, fit_seconds, inputs)
+    out["warm_log"], out["warm_spans"] = log(model, pipeline, x, fit_seconds, inputs)
+    out["fresh_log"], out["fresh_spans"] = fresh_process_log(model, pipeline, x)
+    out["first_evaluate"] = timed_evaluate(model, pipeline, tiny.holdout)[0]
+    out["warm_evaluate"] = timed_evaluate(model, pipeline, tiny.holdout)[0]
+    return out
+
+
+def fresh_process_log(model: Model, pipeline: Pipeline, x: pd.DataFrame) -> tuple[float, Any]:
+    """log_training in a new interpreter on the existing store, as a DVC stage run does."""
+    bundle = model.params.with_suffix(".bundle.pkl")
+    result = model.params.with_suffix(".child.json")
+    bundle.write_bytes(pickle.dumps((str(model.params), pipeline, x), protocol=5))
+    command = [sys.executable, "-m", "benchmarks.train", "--child-log", str(bundle)]
+    subprocess.run([*command, "--result", str(result)], cwd=ROOT, check=True)
+    done = json.loads(result.read_text())
+    return float(done["total"]), done["spans"]
+
+
+def child_log(bundle: Path, result: Path) -> None:
+    """Child: unpickle the model (untimed), then time log_training from a cold interpreter."""
+    params, pipeline, x = pickle.loads(bundle.read_bytes())
+    config = load(Path(params))
+    preloaded = "mlflow" in sys.modules
+    spans: dict[str, float] = {}
+    with instrumented(STAGE_LOG_PROBES, spans), timed(spans, "total"):
+        metrics = {"train_rows": len(x), "fit_seconds": 0.0}
+        train_stage.log_training(config, Path(params), pipeline, x, metrics, {})
+    total = spans.pop("total")
+    result.write_text(json.dumps({"total": total, "spans": spans, "preloaded": preloaded}))
+
+
+# --- one run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    model: str
+    rows: int
+    holdout_rows: int
+    fit: float = 0.0
+    persist: float = 0.0
+    log: float = 0.0
+    evaluate: float = 0.0
+    model_bytes: int = 0
+    roc_auc: float | None = None
+    gate: bool = False
+    peak_rss: int = 0
+    load: float = 0.0
+    other_cores: float = 0.0
+    log_spans: dict[str, float] = field(default_factory=dict)
+    eval_spans: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def train_stage(self) -> float:
+        return self.fit + self.persist + self.log
+
+    @property
+    def total(self) -> float:
+        return self.train_stage + self.evaluate
+
+    def share(self, extra: float = 0.0) -> float:
+        """MLflow logging over the train stage (fit + pickling/writing + logging)."""
+        return (self.log + extra) / (self.train_stage + extra)
+
+
+def run_one(model: Model, split: Split, root: Path, inputs: dict[str, str]) -> Run:
+    reset_peak_rss()
+    busy, cpu, start = busy_seconds(), own_cpu(), time.perf_counter()
+    run = Run(model.name, len(split.train), len(split.holdout))
+    pipeline, x, run.fit = fit(model, split.train)
+    folder = root / "models" / f"{model.name}-{run.rows}"
+    started = time.perf_counter()
+    run.model_bytes = persist(model, pipeline, folder, inputs)
+    run.persist = time.perf_counter() - started
+    run.log, run.log_spans = log(model, pipeline, x, run.fit, inputs)
+    run.evaluate, run.eval_spans, report = timed_evaluate(model, pipeline, split.holdout)
+    run.roc_auc = report["candidate"].get("roc_auc")
+    run.gate = bool(report["predictions_gate"]["success"])
+    run.peak_rss = peak_rss()
+    wall = time.perf_counter() - start
+    run.other_cores = max(0.0, busy_seconds() - busy - (own_cpu() - cpu)) / wall
+    run.load = os.getloadavg()[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    return run
+
+
+# --- report -------------------------------------------------------------------------------
+
+HEADER = [
+    "train rows", "model", "holdout rows", "fit s", "persist s", "MLflow log s", "evaluate s",
+    "total s", "MLflow share", "share with process start", "model.pkl", "peak RSS",
+    "ROC AUC", "load avg / other cores",
+]  # fmt: skip
+SPLIT_HEADER = [
+    "train rows", "model", "configure", "params + metrics", "log_model", "- requirements",
+    "- input example check", "md5 re-pickle", "log other", "scoring", "GX gate", "slices",
+    "behaviour", "evaluate other",
+]  # fmt: skip
+
+
+def mib(value: float) -> str:
+    return f"{value / MIB:,.1f} MiB"
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def process_start(cold: dict[str, Any]) -> float:
+    """Extra seconds a fresh process pays for the same logging (imports, engine)."""
+    return max(0.0, float(cold["fresh_log"]) - float(cold["warm_log"]))
+
+
+def table_row(run: Run, cold: dict[str, Any]) -> list[str]:
+    return [
+        f"{run.rows:,}", run.model, f"{run.holdout_rows:,}", seconds(run.fit),
+        seconds(run.persist), seconds(run.log), seconds(run.evaluate), seconds(run.total),
+        percent(run.share()), percent(run.share(process_start(cold))), mib(run.model_bytes),
+        mib(run.peak_rss), "-" if run.roc_auc is None else f"{run.roc_auc:.4f}",
+        f"{run.load:.2f} / {run.other_cores:.2f}",
+    ]  # fmt: skip
+
+
+def split_row(run: Run) -> list[str]:
+    ls, es = run.log_spans, run.eval_spans
+    log_named = sum(ls.get(k, 0.0) for k in ("configure", "params", "metrics", "log_model"))
+    eval_named = sum(es.values())
+    return [
+        f"{run.rows:,}", run.model, seconds(ls.get("configure", 0.0)),
+        seconds(ls.get("params", 0.0) + ls.get("metrics", 0.0)), seconds(ls.get("log_model", 0.0)),
+        seconds(ls.get("requirements", 0.0)), seconds(ls.get("input_check", 0.0)),
+        seconds(ls.get("md5_pickle", 0.0)),
+        seconds(run.log - log_named - ls.get("md5_pickle", 0.0)), seconds(es.get("scoring", 0.0)),
+        seconds(es.get("gate", 0.0)), seconds(es.get("slices", 0.0)),
+        seconds(es.get("behaviour", 0.0)), seconds(run.evaluate - eval_named),
+    ]  # fmt: skip
+
+
+def versions() -> str:
+    names = ["scikit-learn", "mlflow", "numpy", "pandas", "great-expectations", "hydra-core"]
+    found = []
+    for name in names:
+        with suppress(importlib.metadata.PackageNotFoundError):
+            found.append(f"{name} {importlib.metadata.version(name)}")
+    return ", ".join([f"Python {platform.python_version()}", *found])
+
+
+def cold_notes(cold: dict[str, Any]) -> list[str]:
+    first, warm = cold["first_spans"], cold["warm_spans"]
+    return [
+        f"- Cold start (kept out of the table; measured first, on the {cold['model']} config "
+        f"fitted on {cold['rows']:,} rows): `import mlflow` {cold['import_mlflow']:.2f} s; the "
+        f"first log_training on a fresh SQLite store {cold['first_log']:.2f} s, of which "
+        f"tracking.configure (DB migrations, experiment creation) {first.get('configure', 0):.2f}"
+        f" s; the same logging warm {cold['warm_log']:.2f} s (configure "
+        f"{warm.get('configure', 0):.2f} s). Cold-store extra: "
+        f"{cold['first_log'] - cold['warm_log']:.2f} s, paid once per store.",
+        f"- A fresh Python process logging the same small model to the existing store "
+        f"(python -m benchmarks.train --child-log: what every `dvc repro` of the train stage "
+        f"does) takes {cold['fresh_log']:.2f} s (configure "
+        f"{cold['fresh_spans'].get('configure', 0):.2f} s, log_model "
+        f"{cold['fresh_spans'].get('log_model', 0):.2f} s): {process_start(cold):.2f} s more "
+        "than warm. 'share with process start' adds this to logging and to the stage time.",
+        f"- Evaluate cold start: the first evaluate (Great Expectations import and first "
+        f"context) {cold['first_evaluate']:.2f} s on {WARMUP_HOLDOUT_ROWS} holdout rows, warm "
+        f"{cold['warm_evaluate']:.2f} s; kept out of the table.",
+    ]
+
+
+def method_notes() -> list[str]:
+    return [
+        "- fit s: `pipeline.fit` of stages.train.build_pipeline around "
+        "stages.train.build_estimator (the composed `model=<name>` config, ${train.seed} "
+        "resolved). persist s: stages.train.model_bytes + model.pkl + card.json in an atomic "
+        "folder, as the train stage writes them. MLflow log s: stages.train.log_training "
+        "(configure, start run, params of the composed params file, metrics, "
+        "log_sklearn_model with signature and 5-row input example, md5 of a second pickle). "
+        "evaluate s: stages.evaluate.evaluate_model + build_report on the holdout (champion "
+        "None): scoring, GX predictions gate, slices, behavioural checks.",
+        "- total s = fit + persist + MLflow log + evaluate. MLflow share = log / (fit + persist "
+        "+ log) (target: under 10 %). Excluded everywhere: reading the features parquet, "
+        "composing/validating params, the evaluate stage's unpickling of model.pkl and its "
+        "plot CSVs, interpreter start and imports.",
+        "- Second table: where log and evaluate time goes, timed by wrapping the functions "
+        "the stage code calls (stages.adapters.tracking.*, stages.train.model_bytes, "
+        "mlflow.models.infer_pip_requirements (a subprocess that imports the model to list "
+        "its packages), mlflow.models.utils._validate_serving_input (reloads the saved model "
+        "and predicts the input example), stages.adapters.gx.validate, "
+        "stages.evaluate.slice_metrics/behaviour). '- requirements' and '- input example "
+        "check' are parts of log_model.",
+        "- peak RSS: this process's VmHWM, reset before each run (/proc/self/clear_refs). "
+        "load avg: 1-min load average at the end of the run; other cores: CPU the machine "
+        "spent outside this process during the run, in cores (of "
+        f"{os.cpu_count()}).",
+    ]
+
+
+def report(runs: list[Run], cold: dict[str, Any], context: dict[str, Any]) -> str:
+    lines = ["# train benchmark: fit, evaluate and MLflow logging per model", ""]
+    lines += markdown([table_row(run, cold) for run in runs], HEADER)
+    lines += ["", "## Where the logging and evaluate seconds go", ""]
+    lines += markdown([split_row(run) for run in runs], SPLIT_HEADER)
+    lines += ["", "## Notes", ""]
+    lines += [
+        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
+        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
+        f"code: {context['code']}.",
+        f"- Machine: {machine(context['load'])}. Shared and noisy: other tenants' load is "
+        "listed per run.",
+        f"- Versions: {versions()}.",
+        f"- Data: {context['data']}",
+        *method_notes(),
+        *cold_notes(cold),
+        *context["extra"],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def data_note(base: DriftloopConfig) -> str:
+    split = base.features.split
+    stale = base.conf_digest != conf_digest(ROOT / "conf")
+    warning = " Note: params.yaml is stale against conf/ (its conf_digest differs)."
+    return (
+        "NannyML synthetic_car_loan reference resampled by benchmarks.featurize.ensure_input "
+        "(seeded jitter, fresh ids), read back with pyarrow, "
+        "stages.featurize.featurize_pandas with the plan of params.yaml "
+        f"({', '.join(plan(base.features, base.data).names)}), "
+        f"stages.featurize.holdout_mask (fraction {split.holdout_fraction}, seed {split.seed}); "
+        "the train split cut to the row count, the holdout keeps the ids up to the last train "
+        "id. Models composed from conf/ (`model=<name>`) in a temporary root under "
+        "benchmarks/data with a copy of conf/ and its own mlflow.db / mlruns/, deleted at the "
+        "end." + (warning if stale else "")
+    )
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 1_000_000])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--keep-data", action="store_true", help="keep generated input files")
+    parser.add_argument("--child-log", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def run_all(args: argparse.Namespace) -> None:
+    start, load_start, code = time.perf_counter(), os.getloadavg()[0], code_version()
+    base = load(ROOT / "params.yaml")
+    inputs = lineage.stage_outputs(ROOT / "dvc.lock", "featurize")
+    root = make_root()
+    runs: list[Run] = []
+    cold: dict[str, Any] = {}
+    generated: list[Path] = []
+    generation = 0.0
+    try:
+        models = [compose_model(root, name) for name in args.models]
+        for rows in args.rows:
+            split = prepare(rows, base)
+            if split.generated:
+                generated.append(split.source)
+                generation += split.generated
+            cold = cold or cold_start(models[0], split, inputs)
+            for model in models:
+                runs.append(run_one(model, split, root, inputs))
+                print(" | ".join(table_row(runs[-1], cold)), flush=True)
+            del split
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        for path in [] if args.keep_data else generated:
+            path.unlink(missing_ok=True)
+    context = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python -m benchmarks.train", *sys.argv[1:]]),
+        "total": time.perf_counter() - start,
+        "generation": generation,
+        "load": load_start,
+        "code": code,
+        "data": data_note(base),
+        "extra": [],
+    }
+    write_report(report(runs, cold, context))
+
+
+def write_report(text: str) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.child_log:
+        child_log(args.child_log, args.result)
+    else:
+        run_all(args)
+
+
+if __name__ == "__main__":
+    main()
