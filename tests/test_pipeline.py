@@ -164,9 +164,9 @@ def test_data_gate_failure_stops_downstream(copy: Path) -> None:
     }
 
 
-def test_file_source_runs_end_to_end(copy: Path) -> None:
+def test_file_source_runs_through_the_data_pipeline(copy: Path) -> None:
     write_source(copy, raw_reference(copy).head(3000))
-    sh(["dvc", "repro"], copy)
+    sh(["dvc", "repro", "featurize"], copy)
     featurized = pd.read_parquet(copy / "data/features/train")
     assert 2000 < len(featurized) < 2800
 
