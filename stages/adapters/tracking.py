@@ -90,8 +90,17 @@ def log_sklearn_model(model: Any, example: Any) -> str:
         signature=signature,
         input_example=example,
         serialization_format="pickle",
+        pip_requirements=pinned_requirements(),
     )
     return str(info.model_uri)
+
+
+def pinned_requirements() -> list[str]:
+    """What the model needs, from the installed versions. Given explicitly because
+    MLflow's own inference imports the model in a subprocess: seconds a run."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "pandas", "scipy")]
 
 
 def log_artifact(path: Path) -> None:
