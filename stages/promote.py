@@ -190,12 +190,21 @@ def main(args: argparse.Namespace) -> None:
                 f"model gate refused the candidate ({len(failed)} rule(s) failed); "
                 f"the champion is unchanged\n{table(verdicts)}"
             )
-        version, run_id = register_champion(
-            config, args.params, args.model, current_version(args.models)
-        )
+        current = current_version(args.models)
+        if current is not None and same_model(args.model, args.models / "champion"):
+            write_json(args.out, {**decision, "version": current})
+            say(f"the candidate is the champion already (version {current}); nothing to switch")
+            return
+        version, run_id = register_champion(config, args.params, args.model, current)
         switch_champion(args.models, version, args.model, {"version": version, "run_id": run_id})
         write_json(args.out, {**decision, "version": version})
         say(f"champion is now version {version} of {config.tracking.registered_model}")
+
+
+def same_model(candidate: Path, champion: Path) -> bool:
+    """The same fitted model (byte-identical files): re-registering it adds nothing."""
+    theirs = champion / MODEL_FILE
+    return theirs.is_file() and theirs.read_bytes() == (candidate / MODEL_FILE).read_bytes()
 
 
 # --- rollback ---------------------------------------------------------------------

@@ -100,3 +100,10 @@ def test_champion_switch_is_one_symlink_rename(tmp_path: Path) -> None:
     promote.point_champion(models, "1")
     assert (models / "champion" / "model.pkl").read_bytes() == b"one"
     assert sorted(p.name for p in models.iterdir()) == ["champion", "versions"]
+
+
+def test_an_identical_candidate_is_recognised(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    promote.switch_champion(models, "1", make_candidate(tmp_path / "c1", b"same"), {"version": "1"})
+    assert promote.same_model(make_candidate(tmp_path / "c2", b"same"), models / "champion")
+    assert not promote.same_model(make_candidate(tmp_path / "c3", b"other"), models / "champion")
