@@ -191,7 +191,10 @@ def main(args: argparse.Namespace) -> None:
                 f"the champion is unchanged\n{table(verdicts)}"
             )
         current = current_version(args.models)
-        if current is not None and same_model(args.model, args.models / "champion"):
+        if (
+            same_model(args.model, args.models / "champion")
+            and registry_champion(config, args.params) == current
+        ):
             write_json(args.out, {**decision, "version": current})
             say(f"the candidate is the champion already (version {current}); nothing to switch")
             return
@@ -199,6 +202,12 @@ def main(args: argparse.Namespace) -> None:
         switch_champion(args.models, version, args.model, {"version": version, "run_id": run_id})
         write_json(args.out, {**decision, "version": version})
         say(f"champion is now version {version} of {config.tracking.registered_model}")
+
+
+def registry_champion(config: DriftloopConfig, params: Path) -> str | None:
+    """The version the registry's champion alias points at (None without one)."""
+    tracking.configure(config.tracking, find_root(params.resolve().parent))
+    return tracking.alias_version(config.tracking.registered_model, tracking.CHAMPION)
 
 
 def same_model(candidate: Path, champion: Path) -> bool:
