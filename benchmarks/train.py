@@ -61,6 +61,7 @@ from benchmarks.featurize import (
     machine,
     markdown,
     peak_rss,
+    phase,
     seconds,
 )
 from stages import evaluate as evaluate_stage
@@ -133,15 +134,6 @@ def instrumented(probes: tuple[Probe, ...], spans: dict[str, float]) -> Iterator
     finally:
         for module, attribute, original in reversed(saved):
             setattr(module, attribute, original)
-
-
-@contextmanager
-def timed(spans: dict[str, float], label: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        spans[label] = time.perf_counter() - start
 
 
 def median_timed(samples: list[Timed]) -> tuple[float, dict[str, float], list[float]]:
@@ -251,7 +243,7 @@ def log(
     cols = train_stage.columns(model.config)
     metrics = {"train_rows": len(x), "features": len(cols.features), "fit_seconds": fit_seconds}
     spans: dict[str, float] = {}
-    with instrumented(LOG_PROBES, spans), timed(spans, "total"):
+    with instrumented(LOG_PROBES, spans), phase(spans, "total"):
         train_stage.log_training(model.config, model.params, pipeline, x, metrics, inputs)
     return spans.pop("total"), spans
 
@@ -268,7 +260,7 @@ def timed_evaluate(
     model: Model, pipeline: Pipeline, holdout: pd.DataFrame
 ) -> tuple[float, dict[str, float], dict[str, Any]]:
     spans: dict[str, float] = {}
-    with instrumented(EVAL_PROBES, spans), timed(spans, "total"):
+    with instrumented(EVAL_PROBES, spans), phase(spans, "total"):
         report = evaluate(model, pipeline, holdout)
     return spans.pop("total"), spans, report
 
@@ -315,7 +307,7 @@ def child_log(bundle: Path, result: Path) -> None:
     config = load(Path(params))
     preloaded = "mlflow" in sys.modules
     spans: dict[str, float] = {}
-    with instrumented(STAGE_LOG_PROBES, spans), timed(spans, "total"):
+    with instrumented(STAGE_LOG_PROBES, spans), phase(spans, "total"):
         metrics = {"train_rows": len(x), "fit_seconds": 0.0}
         train_stage.log_training(config, Path(params), pipeline, x, metrics, {})
     total = spans.pop("total")
