@@ -74,12 +74,23 @@ def plan(features: FeaturesConfig, data: DataConfig) -> FeaturePlan:
 
 def featurize_pandas(frame: pd.DataFrame, feature_plan: FeaturePlan) -> pd.DataFrame:
     """The same features computed in-process (the API's engine) on a frame."""
-    derived = local.evaluate(feature_plan.features, frame)
-    onehot = {
-        o.name: (frame[o.column] == o.value).fillna(False).astype("float64")
-        for o in feature_plan.onehot
-    }
-    return pd.concat([frame, derived, pd.DataFrame(onehot, index=frame.index)], axis=1)
+    return pd.concat([frame, feature_frame(frame, feature_plan)], axis=1)
+
+
+def feature_frame(frame: pd.DataFrame, feature_plan: FeaturePlan) -> pd.DataFrame:
+    """Only the derived and one-hot feature columns of a raw frame."""
+    columns = feature_columns(frame, feature_plan, len(frame))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def feature_columns(
+    columns: local.Columns, feature_plan: FeaturePlan, size: int
+) -> dict[str, np.ndarray]:
+    """Derived and one-hot features of raw columns (Series or numpy arrays)."""
+    out = local.evaluate_columns(feature_plan.features, columns, size)
+    for o in feature_plan.onehot:
+        out[o.name] = np.asarray(columns[o.column] == o.value, dtype="float64")
+    return out
 
 
 def holdout_mask(ids: pd.Series, split: SplitConfig) -> np.ndarray:

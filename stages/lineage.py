@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +27,8 @@ def stage_outputs(lock: Path, stage: str) -> dict[str, str]:
     content: dict[str, Any] = yaml.safe_load(lock.read_text()) or {}
     outs = content.get("stages", {}).get(stage, {}).get("outs", [])
     return {str(out["path"]): str(out.get("md5", "")) for out in outs}
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

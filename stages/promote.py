@@ -147,7 +147,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register_champion(
-    config: DriftloopConfig, params: Path, candidate: Path, previous: str | None
+    config: DriftloopConfig,
+    params: Path,
+    candidate: Path,
+    previous: str | None,
+    meta: dict[str, Any],
 ) -> tuple[str, str | None]:
     """Register the candidate (its training run's model) and move the alias to it."""
     root = find_root(params.resolve().parent)
@@ -160,6 +164,8 @@ def register_champion(
     name = config.tracking.registered_model
     previous = tracking.alias_version(name, tracking.CHAMPION) or previous
     tags = {"driftloop.previous_champion": previous or "", "git.commit": lineage.git_commit(root)}
+    tags |= {f"driftloop.{key}": str(meta[key]) for key in ("trained_at", "promoted_at")}
+    tags |= {f"{tracking.HOLDOUT_TAG}{k}": str(v) for k, v in meta["holdout_metrics"].items()}
     version = tracking.register(uri, name, tags)
     tracking.set_alias(name, tracking.CHAMPION, version)
     return version, run.get("run_id")
@@ -198,8 +204,15 @@ def main(args: argparse.Namespace) -> None:
             write_json(args.out, {**decision, "version": current})
             say(f"the candidate is the champion already (version {current}); nothing to switch")
             return
-        version, run_id = register_champion(config, args.params, args.model, current)
-        switch_champion(args.models, version, args.model, {"version": version, "run_id": run_id})
+        meta = {
+            "trained_at": _training_run(args.model).get("trained_at"),
+            "promoted_at": lineage.now(),
+            "holdout_metrics": report["candidate"],
+        }
+        version, run_id = register_champion(config, args.params, args.model, current, meta)
+        switch_champion(
+            args.models, version, args.model, {**meta, "version": version, "run_id": run_id}
+        )
         write_json(args.out, {**decision, "version": version})
         say(f"champion is now version {version} of {config.tracking.registered_model}")
 

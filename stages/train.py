@@ -229,6 +229,7 @@ def log_training(
         "model_uri": uri,
         "model_md5": hashlib.md5(model_bytes(model)).hexdigest(),
         "tracking_uri": tracking.tracking_uri(config.tracking, root),
+        "trained_at": lineage.now(),
     }
 
 

@@ -18,6 +18,7 @@ from stages.config.schema import TrackingConfig
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
+HOLDOUT_TAG = "driftloop.holdout."
 
 
 def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
@@ -140,6 +141,26 @@ def version_tags(name: str, version: str) -> dict[str, str]:
     from mlflow import MlflowClient
 
     return dict(MlflowClient().get_model_version(name, version).tags)
+
+
+def version_info(name: str, version: str) -> dict[str, Any]:
+    """What the service reports about a registered version: run, times, metrics."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().get_model_version(name, version)
+    tags = dict(found.tags)
+    metrics = {
+        key.removeprefix(HOLDOUT_TAG): float(value)
+        for key, value in tags.items()
+        if key.startswith(HOLDOUT_TAG)
+    }
+    return {
+        "version": str(found.version),
+        "run_id": found.run_id,
+        "trained_at": tags.get("driftloop.trained_at"),
+        "promoted_at": tags.get("driftloop.promoted_at"),
+        "holdout_metrics": metrics or None,
+    }
 
 
 def log_model_file(model: Any, example: Any, run_name: str, tags: Mapping[str, str]) -> str:

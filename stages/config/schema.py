@@ -88,6 +88,9 @@ class DataConfig:
     # allowed values of categorical columns: the API's request model, the data
     # gate's allowed sets and one-hot features all read them from here
     categories: dict[str, list[str]] = field(default_factory=dict)
+    # input columns the API accepts as missing or null (the model imputes them);
+    # every other model input is required in a request
+    optional: list[str] = field(default_factory=list)
     window: WindowConfig = field(default_factory=WindowConfig)
 
 
@@ -215,8 +218,19 @@ class ServeConfig:
     workers: int = 1
     # load the champion from the registry alias instead of data/models/champion
     from_registry: bool = False
+    # seconds between checks for a new champion (link target or registry alias)
+    reload_seconds: float = 1.0
+    # requests must send this key in the X-API-Key header; the environment
+    # variable named by api_key_env wins over api_key (null and unset: no key)
+    api_key: str | None = None
     api_key_env: str | None = None
     max_body_bytes: int = 1048576
+    max_records: int = 10000
+    # most rows the micro-batcher hands the model in one call
+    max_batch_rows: int = 4096
+    # OpenMP/BLAS threads per model call: 1 is fastest when concurrent requests
+    # keep the other cores busy (threads would wait on each other)
+    model_threads: int = 1
     prediction_log_dir: str = "data/prediction_log"
     flush_seconds: float = 2.0
 

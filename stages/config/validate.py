@@ -15,6 +15,7 @@ from stages.config.schema import (
     ExpectationsConfig,
     FeaturesConfig,
     MonitorConfig,
+    ServeConfig,
     SplitKind,
 )
 from stages.errors import ConfigError
@@ -31,6 +32,7 @@ def validate(config: DriftloopConfig, where: Where) -> None:
         ("expectations", lambda: check_expectations(config.expectations, config.data)),
         ("model", lambda: check_model(config)),
         ("monitor", lambda: check_bands(config.monitor)),
+        ("serve", lambda: check_serve(config.serve)),
     ]
     for group, check in checks:
         try:
@@ -55,6 +57,7 @@ def check_data(data: DataConfig) -> None:
     roles["data.columns.timestamp"] = [cols.timestamp] if cols.timestamp else []
     roles["data.columns.numeric"] = cols.numeric
     roles["data.columns.categorical"] = cols.categorical
+    roles["data.optional"] = data.optional
     for key, names in roles.items():
         for name in names:
             if name not in data.schema:
@@ -135,3 +138,20 @@ def check_bands(monitor: MonitorConfig) -> None:
             raise ConfigError(f"monitor.bands[{index}]: max must be above min")
         edge = band.max
     raise ConfigError("monitor.bands: the last band must have no max (cover to infinity)")
+
+
+def check_serve(serve: ServeConfig) -> None:
+    if not 0 <= serve.port <= 65535:
+        raise ConfigError(f"serve.port: {serve.port} is not a TCP port")
+    positive = {
+        "workers": serve.workers,
+        "max_body_bytes": serve.max_body_bytes,
+        "max_records": serve.max_records,
+        "max_batch_rows": serve.max_batch_rows,
+        "model_threads": serve.model_threads,
+        "flush_seconds": serve.flush_seconds,
+        "reload_seconds": serve.reload_seconds,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"serve.{key}: must be above 0, got {value}")

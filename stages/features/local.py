@@ -17,6 +17,8 @@ import pandas as pd
 
 from stages.features.expressions import Call, Col, Feature, Kind, Lit, Node
 
+Columns = Mapping[str, Any] | pd.DataFrame
+
 
 @dataclass(frozen=True)
 class Values:
@@ -28,14 +30,19 @@ class Values:
 
 def evaluate(features: list[Feature], frame: pd.DataFrame) -> pd.DataFrame:
     """Return one float64 column per feature (NaN where the value is null)."""
+    return pd.DataFrame(evaluate_columns(features, frame, len(frame)), index=frame.index)
+
+
+def evaluate_columns(features: list[Feature], columns: Columns, size: int) -> dict[str, np.ndarray]:
+    """The same on columns by name (pandas Series or numpy arrays) of one length."""
     scope: dict[str, Values] = {}
     out: dict[str, np.ndarray] = {}
     with np.errstate(all="ignore"):
         for feature in features:
-            values = _eval(feature.node, frame, scope)
+            values = _eval(feature.node, columns, scope, size)
             scope[feature.name] = values
             out[feature.name] = np.where(values.null, np.nan, values.data).astype("float64")
-    return pd.DataFrame(out, index=frame.index)
+    return out
 
 
 def evaluate_record(features: list[Feature], record: Mapping[str, Any]) -> dict[str, float | None]:
@@ -45,13 +52,19 @@ def evaluate_record(features: list[Feature], record: Mapping[str, Any]) -> dict[
     return {str(name): None if np.isnan(value) else float(value) for name, value in row.items()}
 
 
-def _column(name: str, kind: Kind, frame: pd.DataFrame, scope: dict[str, Values]) -> Values:
+def _column(name: str, kind: Kind, columns: Columns, scope: dict[str, Values]) -> Values:
     if name in scope:
         return scope[name]
-    series = frame[name]
+    series = columns[name]
+    if isinstance(series, np.ndarray) and (kind is Kind.str or series.dtype == "float64"):
+        if kind is Kind.str:
+            return Values(series, pd.isna(series))
+        return _finite(series, np.zeros(len(series), dtype=bool))
+    if not isinstance(series, pd.Series):
+        series = pd.Series(series, copy=False)
     if kind is Kind.str:
-        null = series.isna().to_numpy()
-        return Values(series.astype(object).to_numpy(), null)
+        strings = series.to_numpy(dtype=object)
+        return Values(strings, pd.isna(strings))
     if series.dtype == object:  # records from JSON: numbers, bools and None mixed
         series = pd.to_numeric(series.where(series.notna(), np.nan).astype("float64"))
     data = series.to_numpy(dtype="float64", na_value=np.nan)
@@ -62,14 +75,13 @@ def _finite(data: np.ndarray, null: np.ndarray) -> Values:
     return Values(data, null | ~np.isfinite(data))
 
 
-def _eval(node: Node, frame: pd.DataFrame, scope: dict[str, Values]) -> Values:
-    size = len(frame)
+def _eval(node: Node, columns: Columns, scope: dict[str, Values], size: int) -> Values:
     if isinstance(node, Lit):
         dtype = object if isinstance(node.value, str) else "float64"
         return Values(np.full(size, node.value, dtype=dtype), np.zeros(size, dtype=bool))
     if isinstance(node, Col):
-        return _column(node.name, node.kind, frame, scope)
-    args = [_eval(arg, frame, scope) for arg in node.args]
+        return _column(node.name, node.kind, columns, scope)
+    args = [_eval(arg, columns, scope, size) for arg in node.args]
     return OPS[node.op](node, args)
 
 

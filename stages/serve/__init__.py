@@ -1,0 +1,1 @@
+"""The inference service: a FastAPI app over the champion model."""

@@ -1,0 +1,16 @@
+"""The service as an ASGI app for any server command line, e.g.
+
+    uvicorn stages.serve.asgi:app --port 8000
+    gunicorn -k uvicorn.workers.UvicornWorker stages.serve.asgi:app
+
+It reads params.yaml from the working folder (or DRIFTLOOP_PARAMS), the
+models folder from DRIFTLOOP_MODELS (default data/models) and the prediction
+log folder from DRIFTLOOP_PREDICTION_LOG (default serve.prediction_log_dir).
+"""
+
+from __future__ import annotations
+
+from stages.serve.app import create_app
+from stages.serve.command import settings_from_env
+
+app = create_app(settings_from_env())

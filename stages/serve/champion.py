@@ -1,0 +1,96 @@
+"""Where the service gets its model, and how it notices a new champion.
+
+Two sources: the local champion (data/models/champion, a symlink that promote
+and rollback switch with one rename) or the registry alias ``champion``. Each
+has a cheap ``key`` (the link target, the alias's version) that the service
+polls; a changed key means load the new model, check it, then swap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from stages.adapters import tracking
+from stages.config.schema import DriftloopConfig
+from stages.errors import DriftloopError
+from stages.featurize import plan
+from stages.predictor import Predictor
+from stages.train import CARD_FILE, MODEL_FILE
+
+
+@dataclass(frozen=True)
+class Champion:
+    key: str
+    version: str
+    predictor: Predictor
+    info: dict[str, Any]
+
+
+class Source(Protocol):
+    def key(self) -> str | None: ...
+
+    def load(self, key: str) -> Champion: ...
+
+
+class LocalChampion:
+    """data/models/champion -> versions/<v>: model.pkl and card.json."""
+
+    def __init__(self, config: DriftloopConfig, models: Path) -> None:
+        self.config = config
+        self.link = models / "champion"
+
+    def key(self) -> str | None:
+        return os.path.realpath(self.link) if (self.link / MODEL_FILE).is_file() else None
+
+    def load(self, key: str) -> Champion:
+        folder = Path(key)
+        try:
+            model = pickle.loads((folder / MODEL_FILE).read_bytes())
+            card = json.loads((folder / CARD_FILE).read_text())
+        except (OSError, ValueError, pickle.UnpicklingError) as exc:
+            raise DriftloopError(f"{folder}: cannot load the champion: {exc}") from exc
+        version = str(card.get("version", folder.name))
+        info = {
+            "name": self.config.tracking.registered_model,
+            "version": version,
+            "run_id": card.get("run_id"),
+            "trained_at": card.get("trained_at"),
+            "promoted_at": card.get("promoted_at"),
+            "holdout_metrics": card.get("holdout_metrics"),
+            "model": card.get("model"),
+            "data": card.get("data"),
+            "source": str(folder),
+        }
+        return Champion(key, version, _predictor(model, self.config), info)
+
+
+class RegistryChampion:
+    """The registry's ``champion`` alias of the configured registered model."""
+
+    def __init__(self, config: DriftloopConfig, root: Path) -> None:
+        self.config = config
+        tracking.configure(config.tracking, root)
+
+    def key(self) -> str | None:
+        return tracking.alias_version(self.config.tracking.registered_model, tracking.CHAMPION)
+
+    def load(self, key: str) -> Champion:
+        name = self.config.tracking.registered_model
+        model = tracking.download_model(name, key)
+        info = {"name": name, "source": "registry", **tracking.version_info(name, key)}
+        return Champion(key, key, _predictor(model, self.config), info)
+
+
+def _predictor(model: Any, config: DriftloopConfig) -> Predictor:
+    return Predictor(model, plan(config.features, config.data), config.data.problem)
+
+
+def source(config: DriftloopConfig, root: Path, models: Path) -> Source:
+    if config.serve.from_registry:
+        return RegistryChampion(config, root)
+    return LocalChampion(config, models)
