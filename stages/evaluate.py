@@ -24,7 +24,7 @@ from stages.config.schema import DriftloopConfig, Problem
 from stages.errors import DataError
 from stages.featurize import FeaturePlan, featurize_pandas, plan
 from stages.outputs import atomic_file, write_json
-from stages.train import MODEL_FILE, Columns, columns, read_features, split_xy
+from stages.train import MODEL_FILE, Columns, columns, model_input, read_features, split_xy
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 101
@@ -140,7 +140,7 @@ def _score(
     model: Any, raw: pd.DataFrame, feature_plan: FeaturePlan, cols: Columns, problem: Problem
 ) -> np.ndarray:
     table = featurize_pandas(raw, feature_plan)
-    return scores(model, table[cols.features].astype({c: "float64" for c in cols.numeric}), problem)
+    return scores(model, model_input(table, cols.numeric, cols.categorical), problem)
 
 
 def _label(out: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from stages import fastpath
 from stages.config.schema import ColumnType, DataConfig, Problem
 from stages.features.expressions import columns_used
 from stages.featurize import FeaturePlan, feature_columns
+from stages.train import model_input
 
 log = logging.getLogger(__name__)
 # above this many rows scikit-learn's own tree walk is faster than the flat one
@@ -73,8 +74,8 @@ class Predictor:
         if self.plan.features or self.plan.onehot:
             frame.update(feature_columns(frame, self.plan, size))
         if self._blocks is None or self._rest is None:
-            x = pd.DataFrame({c: frame[c] for c in self.numeric + self.categorical})
-            return self._scores(self.model, x.astype({c: "float64" for c in self.numeric}))
+            table = pd.DataFrame({c: frame[c] for c in self.numeric + self.categorical})
+            return self._scores(self.model, model_input(table, self.numeric, self.categorical))
         matrix = fastpath.run_blocks(self._blocks, frame, size)
         if self._forest is not None and size <= FOREST_MAX_ROWS:
             out = fastpath.forest_scores(self._final, self._forest, matrix)

@@ -136,8 +136,20 @@ def split_xy(frame: pd.DataFrame, cols: Columns, where: str) -> tuple[pd.DataFra
     labelled = frame[frame[cols.target].notna()]
     if labelled.empty:
         raise DataError(f"{where}: no labelled rows to train on")
-    x = labelled[cols.features].astype({c: "float64" for c in cols.numeric})
-    return x, labelled[cols.target]
+    return model_input(labelled, cols.numeric, cols.categorical), labelled[cols.target]
+
+
+def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The model's input columns: numbers as float64, a missing category as NaN.
+
+    The categorical imputer fills NaN; a None (how parquet and JSON give a
+    missing string) would pass it as one more unknown category.
+    """
+    x = frame[numeric + categorical].astype({c: "float64" for c in numeric})
+    for name in categorical:
+        column = x[name].astype(object)
+        x[name] = column.where(column.notna(), np.nan)
+    return x
 
 
 def model_bytes(model: Pipeline) -> bytes:
