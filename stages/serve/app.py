@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from stages.serve.batcher import ScoringError
 from stages.serve.metrics import CONTENT_TYPE
 from stages.serve.request import RequestError
+from stages.serve.responses import Invalid, PredictResponse, Problem
 from stages.serve.service import Service, Settings
 
 Scope = MutableMapping[str, Any]
@@ -31,6 +32,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID = "driftloop.request_id"
+RECORD_REF = "#/components/schemas/Record"
 PATHS = {"/predict", "/health", "/ready", "/model", "/metrics"}
 
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = service
     _routes(app, service)
+    _document_record(app, service)
     _errors(app)
     app.add_middleware(Guard, service=service)
     return app
@@ -73,7 +76,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         "required": True,
         "content": {
             "application/json": {
-                "schema": service.request.schema(),
+                "schema": service.request.schema(RECORD_REF),
                 "examples": {
                     "one": {"summary": "one record", "value": service.request.example},
                     "many": {"summary": "a list of records", "value": [service.request.example]},
@@ -85,13 +88,14 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.post(
         "/predict",
         openapi_extra={"requestBody": body},
+        response_model=None,
         responses={
-            200: {"description": "one prediction per record, in order"},
-            401: {"description": "missing or wrong API key"},
-            413: {"description": "body larger than serve.max_body_bytes"},
-            415: {"description": "body is not JSON"},
-            422: {"description": "which record, which field, what was expected"},
-            503: {"description": "no model loaded yet"},
+            200: {"model": PredictResponse, "description": "one prediction per record, in order"},
+            401: {"model": Problem, "description": "missing or wrong API key"},
+            413: {"model": Problem, "description": "body larger than serve.max_body_bytes"},
+            415: {"model": Problem, "description": "body is not JSON"},
+            422: {"model": Invalid, "description": "which record, which field, what was expected"},
+            503: {"model": Problem, "description": "no model loaded yet"},
         },
     )
     async def predict(request: Request) -> Response:
@@ -148,6 +152,21 @@ def _routes(app: FastAPI, service: Service) -> None:
     async def metrics() -> Response:
         """Prometheus text format."""
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _document_record(app: FastAPI, service: Service) -> None:
+    """Put the record schema in components, where the body's references point."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Record"] = service.request.record_schema()
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _require_key(service: Service, request: Request) -> None:

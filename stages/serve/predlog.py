@@ -34,6 +34,7 @@ ARROW_TYPES = {
     ColumnType.string: pa.string(),
     ColumnType.timestamp: pa.timestamp("us", tz="UTC"),
 }
+CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self.written = 0
+        self.dropped = 0
 
     def add_columns(self, columns: Mapping[str, pa.DataType]) -> None:
         """Widen the schema (a new model's class columns); older rows get nulls."""
@@ -104,10 +106,12 @@ class PredictionLog:
             schema = self.schema
         if not entries:
             return 0
+        table = self._table(entries, schema)
+        if table.num_rows == 0:
+            return 0
         try:
-            table = build_table(entries, schema)
             self._write(table)
-        except Exception:
+        except OSError:
             with self._lock:  # put them back in front, in order
                 self._pending = entries + self._pending
             raise
@@ -116,6 +120,23 @@ class PredictionLog:
         if self.on_flush is not None:
             self.on_flush(rows)
         return rows
+
+    def _table(self, entries: list[Entry], schema: pa.Schema) -> pa.Table:
+        """All entries as one table; an entry that cannot fit the schema (request
+        validation should make that impossible) is dropped, loudly, not retried forever."""
+        try:
+            return build_table(entries, schema)
+        except CONVERSION_ERRORS:
+            good = []
+            for entry in entries:
+                try:
+                    build_table([entry], schema)
+                except CONVERSION_ERRORS as exc:
+                    self.dropped += entry.rows
+                    log.error("prediction log: dropped %d row(s): %s", entry.rows, exc)
+                else:
+                    good.append(entry)
+            return build_table(good, schema)
 
     def _write(self, table: pa.Table) -> None:
         self._seq += 1

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from annotated_types import Interval
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 from typing_extensions import TypedDict
 
 from stages.config.schema import ColumnType, DataConfig, ExpectationsConfig
@@ -50,11 +58,16 @@ class RequestModel:
             raise RequestError([_from_pydantic(e, many) for e in exc.errors()]) from None
         return list(parsed) if many else [parsed]
 
-    def schema(self) -> dict[str, Any]:
+    def record_schema(self) -> dict[str, Any]:
+        """JSON schema of one record (an OpenAPI component)."""
+        return self.one.json_schema()
+
+    def schema(self, ref: str) -> dict[str, Any]:
         """OpenAPI schema of the body: a record or a non-empty list of records."""
-        record = self.one.json_schema()
         array = self.many.json_schema()
-        return {"anyOf": [record, array]}
+        array.pop("$defs", None)
+        array["items"] = {"$ref": ref}
+        return {"anyOf": [{"$ref": ref}, array]}
 
 
 def build(
@@ -69,11 +82,10 @@ def build(
         else:
             fields[name] = Required[annotation]
     for name in extras:
-        kind = data.schema[name]
-        fields[name] = NotRequired[datetime if kind is ColumnType.timestamp else int | str]
+        fields[name] = NotRequired[_annotation(data, name) | None]
     record = TypedDict("Record", fields)  # type: ignore[misc]
     record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
-        extra="forbid", allow_inf_nan=False, title="Record"
+        extra="forbid", strict=True, allow_inf_nan=False, title="Record"
     )
     many = Annotated[list[record], Field(min_length=1, max_length=max_records)]
     example = {name: _example(data, expectations, name) for name in inputs}
@@ -92,8 +104,21 @@ def _annotation(data: DataConfig, name: str) -> Any:
         allowed = data.categories.get(name)
         return Literal[tuple(allowed)] if allowed else str
     if kind is ColumnType.int:  # scored as float64: keep integers exact there
-        return Annotated[int, Field(ge=-(2**53), le=2**53)]
+        bounds = {"minimum": -(2**53), "maximum": 2**53}
+        return Annotated[
+            int,
+            BeforeValidator(_integral),
+            Interval(ge=bounds["minimum"], le=bounds["maximum"]),
+            WithJsonSchema({"type": "integer", **bounds}),
+        ]
+    if kind is ColumnType.timestamp:
+        return datetime
     return bool if kind is ColumnType.bool else float
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 3.0 as an integer; so does the API (records are strict otherwise)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _example(data: DataConfig, expectations: ExpectationsConfig, name: str) -> Any:

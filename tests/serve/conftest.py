@@ -64,14 +64,17 @@ def trained(config: DriftloopConfig, raw: pd.DataFrame) -> dict[str, Any]:
     return {"1": fit(config, raw, 40), "2": fit(config, raw, 15)}
 
 
-@pytest.fixture()
-def models(tmp_path: Path, trained: dict[str, Any]) -> Path:
+def make_models(folder: Path, trained: dict[str, Any]) -> Path:
     """A models folder with versions 1 and 2; the champion is version 1."""
-    folder = tmp_path / "models"
     for version, model in trained.items():
         store(folder, version, model)
     point_champion(folder, "1")
     return folder
+
+
+@pytest.fixture()
+def models(tmp_path: Path, trained: dict[str, Any]) -> Path:
+    return make_models(tmp_path / "models", trained)
 
 
 @pytest.fixture()
@@ -134,9 +137,16 @@ class Server:
             time.sleep(0.2)
         raise AssertionError("server never became ready")
 
-    def terminate(self) -> int:
-        self.process.terminate()  # SIGTERM, as a process manager stops it
-        return self.process.wait(timeout=60)
+    def terminate(self) -> str:
+        """SIGTERM, as a process manager stops it; the graceful shutdown's output.
+
+        uvicorn shuts down gracefully, then re-raises the signal, so the exit
+        status is that of SIGTERM."""
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        out = self.output()
+        assert "Application shutdown complete." in out, out
+        return out
 
     def output(self) -> str:
         if self.process.poll() is None:

@@ -201,7 +201,8 @@ def test_prediction_log_has_every_row(app: Any, settings: Settings) -> None:
 def test_openapi_documents_the_request_model(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    record = body["schema"]["anyOf"][0]
+    assert body["schema"]["anyOf"][0] == {"$ref": "#/components/schemas/Record"}
+    record = spec["components"]["schemas"]["Record"]
     assert record["additionalProperties"] is False
     assert set(record["required"]) == set(EXAMPLE)
     assert record["properties"]["salary_range"]["enum"][0] == "0 - 20K €"
