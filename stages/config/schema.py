@@ -253,6 +253,21 @@ class MonitorConfig:
     categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])
 
 
+# --- batch scoring ------------------------------------------------------------
+
+
+@dataclass
+class BatchConfig:
+    # the raw data to score with the champion: a parquet file or a folder of
+    # parquet files with (at least) the model's input columns and the id
+    input: str = "data/raw/data.parquet"
+    # rows per parquet row group in data/predictions (fixes the file layout)
+    row_group_size: int = 131072
+    # OpenMP/BLAS threads per model call in each Spark Python worker: Spark
+    # already runs one task per core, more threads would wait on each other
+    model_threads: int = 1
+
+
 # --- engines ----------------------------------------------------------------
 
 
@@ -292,6 +307,7 @@ class DriftloopConfig:
     evaluate: EvaluateConfig = MISSING
     serve: ServeConfig = MISSING
     monitor: MonitorConfig = MISSING
+    batch: BatchConfig = MISSING
     spark: SparkConfig = MISSING
     tracking: TrackingConfig = MISSING
     # digest of conf/ when params.yaml was composed; stale params stop the DAG
@@ -307,6 +323,7 @@ GROUPS: tuple[str, ...] = (
     "evaluate",
     "serve",
     "monitor",
+    "batch",
     "spark",
     "tracking",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stages.config.schema import (
+    BatchConfig,
     ColumnType,
     DataConfig,
     DriftloopConfig,
@@ -33,6 +34,7 @@ def validate(config: DriftloopConfig, where: Where) -> None:
         ("model", lambda: check_model(config)),
         ("monitor", lambda: check_bands(config.monitor)),
         ("serve", lambda: check_serve(config.serve)),
+        ("batch", lambda: check_batch(config.batch)),
     ]
     for group, check in checks:
         try:
@@ -155,3 +157,12 @@ def check_serve(serve: ServeConfig) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"serve.{key}: must be above 0, got {value}")
+
+
+def check_batch(batch: BatchConfig) -> None:
+    if not batch.input.strip():
+        raise ConfigError("batch.input: names the parquet file or folder to score")
+    for key in ("row_group_size", "model_threads"):
+        value = getattr(batch, key)
+        if value < 1:
+            raise ConfigError(f"batch.{key}: must be at least 1, got {value}")
