@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     ),
     "promote": ("stage: the model gate; on a pass the candidate becomes champion", "promote"),
     "rollback": ("move the champion back to the version it replaced", "promote:rollback"),
+    "batch-predict": (
+        "stage: score data with the champion in Spark into data/predictions",
+        "batch_predict",
+    ),
     "serve": ("serve the champion over HTTP (FastAPI + uvicorn)", "serve.command"),
 }
 

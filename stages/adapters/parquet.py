@@ -84,3 +84,25 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
             raise FileNotFoundError(f"{path}: no parquet files")
         return pa.concat_tables([pq.read_table(part, columns=columns) for part in parts])
     return pq.read_table(path, columns=columns)
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The data files of a parquet file or folder, in name order (as Spark reads them)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith(("_", "."))
+    )
+
+
+def read_schema(path: Path) -> pa.Schema:
+    return pq.read_schema(path)
+
+
+def head(path: Path, columns: list[str], rows: int) -> pa.Table:
+    """The first ``rows`` rows of a parquet file (a fixed sample of a data set)."""
+    batches = pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
+    first = next(batches, None)
+    if first is None:
+        return pa.Table.from_pylist([], schema=pq.read_schema(path)).select(columns)
+    return pa.Table.from_batches([first])

@@ -13,12 +13,16 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark import Accumulator, Broadcast
+from pyspark.errors import PythonException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -224,3 +228,78 @@ def _write_split(
                 writers[name] = parquet.RowGroupWriter(path, rows.schema, row_group_size)
             writers[name].write(rows)
     return {name: writer.close() for name, writer in writers.items()}
+
+
+@dataclass(frozen=True)
+class SplitWritten:
+    """What one task wrote: its input split, the rows, and the Python worker's pid."""
+
+    split: int
+    rows: int
+    worker: int
+
+
+def write_splits(
+    frame: DataFrame,
+    transform: Callable[[pa.RecordBatch], pa.Table],
+    folder: Path,
+    row_group_size: int,
+) -> list[SplitWritten]:
+    """Write ``transform`` of every Arrow batch of input split ``i`` to ``part-0000i.parquet``.
+
+    One Python task per input split turns its batches into output rows and
+    streams them to its own file, in input order: the same input gives the
+    same files. Splits without rows write no file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = str(folder.resolve())
+
+    def write_split(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+        split = _split_index()
+        writer: parquet.RowGroupWriter | None = None
+        for batch in batches:
+            table = transform(batch)
+            if writer is None:
+                path = Path(target) / f"part-{split:05d}.parquet"
+                writer = parquet.RowGroupWriter(path, table.schema, row_group_size)
+            writer.write(table)
+        rows = writer.close() if writer is not None else 0
+        yield pa.RecordBatch.from_pylist(
+            [{"split": split, "rows": rows, "worker": os.getpid()}], schema=SPLIT_SCHEMA
+        )
+
+    with python_errors():
+        done = frame.mapInArrow(write_split, "split int, rows long, worker int").collect()
+    written = [SplitWritten(r["split"], r["rows"], r["worker"]) for r in done]
+    return sorted(written, key=lambda s: s.split)
+
+
+SPLIT_SCHEMA = pa.schema([("split", pa.int32()), ("rows", pa.int64()), ("worker", pa.int32())])
+
+
+def _split_index() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
+def broadcast(spark: SparkSession, value: bytes) -> Broadcast[bytes]:
+    """Ship ``value`` to every executor once; workers read it on first use."""
+    return spark.sparkContext.broadcast(value)
+
+
+def counter(spark: SparkSession) -> Accumulator[int]:
+    """A count that Python workers add to and the driver reads after the job."""
+    return spark.sparkContext.accumulator(0)
+
+
+@contextmanager
+def python_errors() -> Iterator[None]:
+    """A failure in a Python worker becomes one line, not a JVM stack trace."""
+    try:
+        yield
+    except PythonException as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if not line.startswith(" ")), str(exc))
+        raise DriftloopError(f"a Spark Python task failed: {reason.strip()}") from exc
