@@ -28,9 +28,15 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, dict
 
 
 def run(
-    port: int, record: Any, threads: int, stop: threading.Event, limit: int | None = None
+    port: int,
+    record: Any,
+    threads: int,
+    stop: threading.Event,
+    limit: int | None = None,
+    keepalive: bool = True,
 ) -> Tally:
-    """Send until ``stop`` is set (or each thread sent ``limit`` requests)."""
+    """Send until ``stop`` is set (or each thread sent ``limit`` requests); without
+    keep-alive each request opens a new connection."""
     tally = Tally(versions=[[] for _ in range(threads)])
     body = json.dumps(record).encode()
     started = time.monotonic()
@@ -57,6 +63,8 @@ def run(
                     )
                 else:
                     tally.errors.append(f"{status}: {payload}")
+            if not keepalive:
+                connection.close()
         connection.close()
 
     workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages.promote import point_champion
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sh
 from tests.serve import load
 from tests.serve.conftest import get
 from tests.serve.test_app import EXAMPLE
@@ -45,6 +45,21 @@ def test_every_answered_prediction_is_logged_after_sigterm(
     assert table.num_rows == 3 * 2000
     assert len(table.column("request_id").unique()) == 2000
     assert not list(log_dir.glob(".*.tmp"))
+
+
+def test_two_workers_write_one_log_without_losing_rows(
+    server_factory: Any, models: Path, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "log"
+    server = server_factory(ROOT, models, log_dir, "--workers", "2")
+    records = [EXAMPLE] * 2
+    tally = load.run(server.port, records, 6, threading.Event(), limit=150, keepalive=False)
+    assert not tally.errors and tally.ok == 900
+    server.terminate()
+    table = pq.read_table(log_dir)
+    assert table.num_rows == 2 * 900
+    writers = {name.name.split("-")[2] for name in log_dir.glob("part-*.parquet")}
+    assert len(writers) == 2  # both worker processes wrote their own files (900 connections)
 
 
 def test_sigterm_during_load_loses_no_answered_prediction(
@@ -94,3 +109,50 @@ def test_hot_reload_under_load_without_errors(
     assert switched > 0
     assert get(f"{server.url}/model")[1]["version"] == "2"
     server.terminate()
+
+
+def test_serve_after_make_run_picks_up_a_real_promotion(server_factory: Any, copy: Path) -> None:
+    """The project after `make run`: serve its champion, then promote a new model
+    with `dvc repro` while requests keep coming."""
+    server = server_factory(copy, copy / "data/models", copy / "data/prediction_log")
+    status, model = get(f"{server.url}/model")
+    assert status == 200 and model["version"] == "1"
+    assert model["holdout_metrics"]["roc_auc"] > 0.9 and model["trained_at"]
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+    generator = threading.Thread(
+        target=lambda: result.update(tally=load.run(server.port, EXAMPLE, threads=2, stop=stop))
+    )
+    generator.start()
+    try:
+        sh(["driftloop", "compose", "model=rf"], copy)
+        sh(["dvc", "repro"], copy)
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        generator.join()
+    tally = result["tally"]
+    assert not tally.errors, tally.errors[:5]
+    assert all(answers[-1][1] == "2" for answers in tally.versions)
+    assert get(f"{server.url}/model")[1]["model"] == "rf"
+    server.terminate()
+    logged = pq.read_table(copy / "data/prediction_log")
+    assert logged.num_rows == tally.ok
+    assert set(logged.column("model_version").to_pylist()) == {"1", "2"}
+
+
+def test_serve_from_the_registry_alias(copy: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from stages.config.compose import load
+    from stages.serve.app import create_app
+    from stages.serve.service import Settings
+
+    sh(["driftloop", "compose", "serve.from_registry=true"], copy)
+    config = load(copy / "params.yaml")
+    settings = Settings(config, copy, copy / "no-local-models", copy / "data/prediction_log")
+    with TestClient(create_app(settings)) as client:
+        model = client.get("/model").json()
+        assert model["source"] == "registry" and model["version"] == "1"
+        assert model["holdout_metrics"]["roc_auc"] > 0.9
+        assert client.post("/predict", json=EXAMPLE).json()["model_version"] == "1"
