@@ -15,6 +15,7 @@ from stages.config.schema import DriftloopConfig
 from stages.promote import point_champion
 from stages.serve.app import create_app
 from stages.serve.service import Settings
+from tests.conftest import ROOT
 
 EXAMPLE = {
     "car_value": 39811.0,
@@ -208,3 +209,15 @@ def test_openapi_documents_the_request_model(client: TestClient) -> None:
     assert record["properties"]["salary_range"]["enum"][0] == "0 - 20K €"
     assert body["examples"]["one"]["value"]["salary_range"] == "0 - 20K €"
     assert client.get("/docs").status_code == 200
+
+
+def test_serve_without_a_champion_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages.cli import main
+
+    code = main(["serve", "--params", str(ROOT / "params.yaml"), "--models", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: no champion model at {tmp_path / 'champion'}" in err
+    assert "make run" in err
