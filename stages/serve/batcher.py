@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -35,7 +36,7 @@ class MicroBatcher(Generic[T]):
     def __init__(self, score: Callable[[list[Job]], Sequence[T]], max_rows: int) -> None:
         self.score = score
         self.max_rows = max_rows
-        self._queue: list[Job] = []
+        self._queue: deque[Job] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int], None] | None = None
@@ -69,7 +70,7 @@ class MicroBatcher(Generic[T]):
         jobs: list[Job] = []
         rows = 0
         while self._queue and (not jobs or rows + len(self._queue[0].records) <= self.max_rows):
-            job = self._queue.pop(0)
+            job = self._queue.popleft()
             jobs.append(job)
             rows += len(job.records)
         return jobs
