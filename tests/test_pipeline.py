@@ -13,6 +13,8 @@ from tests.conftest import sh
 pytestmark = pytest.mark.slow
 DATA_STAGES = ["check_params", "ingest", "validate_data", "featurize"]
 MODEL_STAGES = ["train", "evaluate", "promote"]
+# scores batch.input again whenever the champion or the data changes
+INFERENCE_STAGES = ["batch_predict"]
 OUTPUTS = [
     "data/raw/data.parquet",
     "data/features/train",
@@ -35,7 +37,7 @@ def stages_run(output: str) -> list[str]:
 
 
 def test_full_run_runs_every_stage_in_order(full_run: tuple[Path, str]) -> None:
-    assert stages_run(full_run[1]) == [*DATA_STAGES, *MODEL_STAGES], full_run[1]
+    assert stages_run(full_run[1]) == [*DATA_STAGES, *MODEL_STAGES, *INFERENCE_STAGES], full_run[1]
 
 
 def test_repro_after_a_full_run_does_nothing(copy: Path) -> None:
@@ -59,7 +61,11 @@ def edit(root: Path, relative: str, old: str, new: str) -> None:
 def test_model_change_does_not_rerun_data_stages(copy: Path) -> None:
     edit(copy, "conf/model/hgb.yaml", "max_iter: 300", "max_iter: 200")
     sh(["driftloop", "compose"], copy)
-    assert stages_run(sh(["dvc", "repro"], copy).stdout) == ["check_params", *MODEL_STAGES]
+    assert stages_run(sh(["dvc", "repro"], copy).stdout) == [
+        "check_params",
+        *MODEL_STAGES,
+        *INFERENCE_STAGES,
+    ]
 
 
 def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
@@ -79,6 +85,7 @@ def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
         "check_params",
         "featurize",
         *MODEL_STAGES,
+        *INFERENCE_STAGES,
     ]
 
 
