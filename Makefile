@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.featurize
 	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.batch_predict
 
 java:
 	@command -v java >/dev/null 2>&1 || { echo "driftloop needs Java 17 or newer for Spark: 'java' is not on PATH (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
