@@ -51,6 +51,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -349,9 +350,10 @@ def peer(folder: Path, cfg: DriftloopConfig) -> Server:
                   folder / "peer.log")  # fmt: skip
 
 
-def wait_ready(server: Server, timeout: float = READY_SECONDS) -> float:
+def wait_ready(server: Server, timeout: float | None = None) -> float:
     """Seconds until the readiness path answers 200; fails with the server's log tail."""
     assert server.process is not None
+    timeout = READY_SECONDS if timeout is None else timeout
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if server.process.poll() is not None:
@@ -935,6 +937,8 @@ def measure(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # a SIGTERM (timeout, kill) unwinds like an error: the servers are stopped, temp dirs removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     waited = wait_quiet(args.quiet_minutes) if args.quiet_minutes > 0 else "no wait asked"
     load_start, code, wrk = os.getloadavg()[0], code_version(), ensure_wrk()
     cfg = load(ROOT / "params.yaml")
