@@ -37,6 +37,7 @@ from stages.serve.service import Outputs
 from stages.train import CARD_FILE, MODEL_FILE
 
 if TYPE_CHECKING:
+    from pyspark import Accumulator, Broadcast
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Champion:
 class Scoring:
     """What a Python worker needs to score batches (pickled into every task)."""
 
-    model: Any  # Broadcast[bytes] of model.pkl
+    model: Broadcast[bytes]  # model.pkl as promote wrote it
     digest: str  # the worker's cache key
     version: str
     feature_plan: FeaturePlan
@@ -73,7 +74,7 @@ class Scoring:
     types: dict[str, pa.DataType]  # the prediction columns
     probe: dict[str, np.ndarray]
     threads: int
-    loads: Any  # Accumulator[int]: model unpickles, summed over workers
+    loads: Accumulator[int]  # model unpickles, summed over the workers
 
 
 @dataclass(frozen=True)
