@@ -282,8 +282,10 @@ class Server:
     log_file: Path
     process: subprocess.Popen[bytes] | None = None
     watch: TreeWatch | None = None
+    started: float = 0.0
 
     def start(self) -> None:
+        self.started = time.perf_counter()
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -359,7 +361,7 @@ def wait_ready(server: Server, timeout: float | None = None) -> float:
     """Seconds until the readiness path answers 200; fails with the server's log tail."""
     assert server.process is not None
     timeout = READY_SECONDS if timeout is None else timeout
-    start = time.perf_counter()
+    start = server.started
     while time.perf_counter() - start < timeout:
         if server.process.poll() is not None:
             break
@@ -738,6 +740,7 @@ class Context:
     parity: dict[str, Any]
     ready: dict[str, float]
     logged: tuple[int, int, float]
+    after: str  # the model versions seen at the end
 
 
 def report(
@@ -775,7 +778,7 @@ def context_notes(ctx: Context, args: argparse.Namespace) -> list[str]:
         f"- Model: champion version {ctx.card.get('version')} ({ctx.card.get('model')}, "
         f"{ctx.card.get('estimator', {}).get('_target_')}); registry alias "
         f"`{tracking.CHAMPION}` -> version {ctx.registry[0]}; ours reported version "
-        f"{p['ours_version']}. Startup to ready: "
+        f"{p['ours_version']} at the start; {ctx.after}. Startup to ready: "
         + ", ".join(f"{name} {secs:.1f} s" for name, secs in ctx.ready.items())
         + ".",
         *parity_notes(p, ctx.registry[1]),
@@ -904,6 +907,15 @@ def registered(cfg: DriftloopConfig) -> Registered:
     return Registered(version, predict_fn, tracking.download_model(name, version))
 
 
+def versions_after(cfg: DriftloopConfig, ours_batch: BatchRun) -> str:
+    """Did the champion change during the run? Ours' answers in the batch test, the alias now."""
+    alias = tracking.alias_version(cfg.tracking.registered_model, tracking.CHAMPION)
+    served = ", ".join(sorted(ours_batch.versions))
+    return (
+        f"ours answered with version {served} in the batch test, the alias is on {alias} at the end"
+    )
+
+
 def registry_proba(model: Any, body: bytes) -> list[float]:
     """The registered model's positive-class probabilities on the peer's request rows."""
     split = orjson.loads(body)["dataframe_split"]
@@ -970,6 +982,7 @@ def main(argv: list[str] | None = None) -> None:
         code=code, load=load_start, waited=waited, wrk=wrk, card=card,
         registry=(champion.version, champion.predict_fn), parity=result["parity"],
         ready=result["ready"], logged=result["logged"],
+        after=versions_after(cfg, result["batches"][0]),
     )  # fmt: skip
     text = report(ctx, servers, result["runs"], result["metrics"], result["batches"], args)
     if not args.no_write:
