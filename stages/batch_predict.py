@@ -32,8 +32,7 @@ from stages.config.schema import ColumnType, DataConfig, DriftloopConfig, Proble
 from stages.errors import DataError, DriftloopError
 from stages.featurize import FeaturePlan, plan
 from stages.outputs import atomic_dir, write_json
-from stages.predictor import FOREST_MAX_ROWS, Predictor, Scores, input_columns
-from stages.serve.service import Outputs
+from stages.predictor import FOREST_MAX_ROWS, Outputs, Predictor, Scores, input_columns
 from stages.train import CARD_FILE, MODEL_FILE
 
 if TYPE_CHECKING:

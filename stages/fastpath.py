@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 Step = Callable[[np.ndarray], np.ndarray]
+SMALL_BATCH = 64
 # --- the compiled preprocessing --------------------------------------------------------
 
 
@@ -110,17 +111,21 @@ def _onehot(encoder: OneHotEncoder) -> Step | None:
         return None
     if encoder.handle_unknown not in ("ignore", "infrequent_if_exist"):
         return None
-    lookups = [{value: i for i, value in enumerate(cats)} for cats in encoder.categories_]
-    offsets = np.cumsum([0] + [len(c) for c in encoder.categories_])
+    categories = list(encoder.categories_)
+    lookups = [{value: i for i, value in enumerate(cats)} for cats in categories]
+    offsets = np.cumsum([0] + [len(c) for c in categories])
     dtype = encoder.dtype
 
     def encode(x: np.ndarray) -> np.ndarray:
         out = np.zeros((len(x), int(offsets[-1])), dtype=dtype)
         for j, lookup in enumerate(lookups):
-            for i, value in enumerate(x[:, j]):
-                k = lookup.get(value)
-                if k is not None:
-                    out[i, offsets[j] + k] = 1.0
+            column = x[:, j]
+            if len(column) <= SMALL_BATCH:  # a dict lookup beats pandas' set-up cost
+                codes = np.array([lookup.get(value, -1) for value in column], dtype="int64")
+            else:
+                codes = np.asarray(pd.Categorical(column, categories=categories[j]).codes)
+            rows = np.flatnonzero(codes >= 0)  # unknown values stay all zeros
+            out[rows, offsets[j] + codes[rows]] = 1.0
         return out
 
     return encode

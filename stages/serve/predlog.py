@@ -25,15 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stages.config.schema import ColumnType
+from stages.ingest import ARROW_TYPES
 
 log = logging.getLogger(__name__)
-ARROW_TYPES = {
-    ColumnType.int: pa.int64(),
-    ColumnType.float: pa.float64(),
-    ColumnType.bool: pa.bool_(),
-    ColumnType.string: pa.string(),
-    ColumnType.timestamp: pa.timestamp("us", tz="UTC"),
-}
 CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
 
 

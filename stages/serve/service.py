@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from stages.config.schema import DataConfig, DriftloopConfig, Problem
+from stages.config.schema import DriftloopConfig, Problem
 from stages.featurize import plan
-from stages.predictor import Scores, input_columns, to_columns
+from stages.predictor import Outputs, Scores, input_columns, to_columns
 from stages.serve import champion as champions
 from stages.serve import request as requests
 from stages.serve.batcher import Job, MicroBatcher
 from stages.serve.metrics import ServiceMetrics
-from stages.serve.predlog import ARROW_TYPES, Entry, PredictionLog, log_schema
+from stages.serve.predlog import Entry, PredictionLog, log_schema
 
 log = logging.getLogger("driftloop.serve")
 
@@ -179,59 +179,3 @@ def _api_key(config: DriftloopConfig) -> str | None:
     serve = config.serve
     from_env = os.environ.get(serve.api_key_env) if serve.api_key_env else None
     return from_env or serve.api_key or None
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Names of the prediction columns in responses and in the log."""
-
-    problem: Problem
-    label: str
-    proba: str
-
-    @classmethod
-    def of(cls, data: DataConfig) -> Outputs:
-        cols = data.columns
-        return cls(
-            data.problem,
-            cols.prediction or "prediction",
-            cols.prediction_proba or "prediction_proba",
-        )
-
-    def arrow_types(self, data: DataConfig) -> dict[str, pa.DataType]:
-        target = ARROW_TYPES[data.schema[data.columns.target]]
-        if self.problem is Problem.regression:
-            return {self.label: pa.float64()}
-        if self.problem is Problem.binary:
-            return {self.label: target, self.proba: pa.float64()}
-        # multiclass: one probability column per class, named after the class
-        # (the classes are the model's, known only once a model is loaded)
-        return {self.label: target}
-
-    def columns(self, scores: Scores) -> dict[str, Any]:
-        out: dict[str, Any] = {self.label: scores.label}
-        if scores.proba is not None and self.problem is Problem.binary:
-            out[self.proba] = scores.proba[:, 1]
-        elif scores.proba is not None:
-            for i, name in enumerate(self.class_columns(scores.classes)):
-                out[name] = scores.proba[:, i]
-        return out
-
-    def class_columns(self, classes: list[Any]) -> list[str]:
-        return [f"{self.proba}_{c}" for c in classes]
-
-    def rows(self, scores: Scores, start: int, stop: int) -> list[dict[str, Any]]:
-        labels = scores.label[start:stop].tolist()
-        if scores.proba is None:
-            return [{"prediction": value} for value in labels]
-        proba = scores.proba[start:stop]
-        if self.problem is Problem.binary:
-            return [
-                {"prediction": label, "probability": p}
-                for label, p in zip(labels, proba[:, 1].tolist(), strict=True)
-            ]
-        names = [str(c) for c in scores.classes]
-        return [
-            {"prediction": label, "probabilities": dict(zip(names, row, strict=True))}
-            for label, row in zip(labels, proba.tolist(), strict=True)
-        ]
