@@ -821,7 +821,7 @@ def method_notes() -> list[str]:
         '`driftloop_request_seconds_sum{path="/predict"}` scraped from /metrics between the '
         "sequential requests (the Guard middleware's timer: body read, validation, features, "
         "model, prediction log append, response). The peer has no such metric: client time "
-        "only. p99 of 50 requests is the second-largest.",
+        "only. p99 of 50 requests lies between the two largest (numpy.percentile, linear).",
         "- Both servers run with their defaults: ours limits the model's native threads to "
         "serve.model_threads (1); the peer's scikit-learn uses OpenMP threads on both cores "
         "(HistGradientBoosting predict), which compete with wrk and the event loop. The row "
