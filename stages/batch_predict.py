@@ -6,7 +6,7 @@ each Python worker unpickles them on first use and keeps the predictor for
 every later batch and task. Scoring goes through ``stages.predictor``, the
 same code the API uses, so the declared features are computed by the same
 in-process rules. Each split's predictions (id, timestamp, prediction columns,
-model version) are written by Arrow's parquet writer as ``part-NNNNN.parquet``:
+model digest) are written by Arrow's parquet writer as ``part-NNNNN.parquet``:
 the same input and model give byte-identical files.
 """
 
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
-VERSION_COLUMN = "model_version"
+# The model's content digest, not its registry version: registry numbers are
+# local to each clone's MLflow store, and DVC outputs must be the same anywhere.
+MODEL_COLUMN = "model_digest"
 # the probe that decides whether the compiled scoring paths are exact: small
 # enough that it takes the compiled tree walk too
 PROBE_ROWS = FOREST_MAX_ROWS
@@ -155,14 +157,14 @@ def build_predictor(
 
 
 def output_table(batch: pa.RecordBatch, scores: Scores, scoring: Scoring) -> pa.Table:
-    """Kept input columns, the prediction columns and the model version."""
+    """Kept input columns, the prediction columns and the model's digest."""
     fields = [batch.schema.field(name) for name in scoring.keep]
     arrays = [batch.column(name) for name in scoring.keep]
     for name, values in scoring.outputs.columns(scores).items():
         fields.append(pa.field(name, scoring.types[name]))
         arrays.append(pa.array(values, type=scoring.types[name]))
-    fields.append(pa.field(VERSION_COLUMN, pa.string()))
-    arrays.append(pa.array([scoring.version] * batch.num_rows, type=pa.string()))
+    fields.append(pa.field(MODEL_COLUMN, pa.string()))
+    arrays.append(pa.array([scoring.digest] * batch.num_rows, type=pa.string()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -270,7 +272,7 @@ def write_predictions(
             )
     finally:
         scoring.model.destroy()
-    columns = [*scoring.keep, *scoring.types, VERSION_COLUMN]
+    columns = [*scoring.keep, *scoring.types, MODEL_COLUMN]
     return Written(
         rows=sum(s.rows for s in splits),
         files=sum(1 for s in splits if s.rows),
@@ -297,7 +299,7 @@ def main(args: argparse.Namespace) -> None:
         done = write_predictions(session(config.spark), args.input, champion, config, args.out)
         if done.rows == 0:
             log.warning("batch_predict: %s has no rows; the predictions are empty", args.input)
-        metrics = {"rows": done.rows, "model_version": champion.version, "columns": done.columns}
+        metrics = {"rows": done.rows, "model_digest": champion.digest, "columns": done.columns}
         write_json(args.metrics, metrics)
         say(f"{done.rows} rows scored with champion version {champion.version}")
         say(f"{done.files} file(s); {done.workers} Python worker(s), {done.loads} model load(s)")

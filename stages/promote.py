@@ -144,6 +144,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models", type=Path, required=True, help="folder holding champion and versions"
     )
     parser.add_argument("--out", type=Path, required=True, help="promotion decision (DVC metric)")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        required=True,
+        help="the promoted model's digest (a cached DVC output: a fresh clone re-runs promote)",
+    )
 
 
 def register_champion(
@@ -185,9 +191,12 @@ def main(args: argparse.Namespace) -> None:
     config = runner.params(args.params)
     report = json.loads(args.report.read_text())
     verdicts = judge(report, config.evaluate)
+    digest = hashlib.md5((args.model / MODEL_FILE).read_bytes()).hexdigest()
     decision = {
         "promoted": all(v.passed for v in verdicts),
         "rules": [v.__dict__ | {"margin": v.margin} for v in verdicts],
+        # the model's content, not its registry version (local to each MLflow store)
+        "model_md5": digest,
     }
     with runner.timed("promote") as say:
         if not decision["promoted"]:
@@ -201,7 +210,7 @@ def main(args: argparse.Namespace) -> None:
             same_model(args.model, args.models / "champion")
             and registry_champion(config, args.params) == current
         ):
-            write_json(args.out, {**decision, "version": current})
+            write_outputs(args, decision)
             say(f"the candidate is the champion already (version {current}); nothing to switch")
             return
         meta = {
@@ -213,8 +222,13 @@ def main(args: argparse.Namespace) -> None:
         switch_champion(
             args.models, version, args.model, {**meta, "version": version, "run_id": run_id}
         )
-        write_json(args.out, {**decision, "version": version})
+        write_outputs(args, decision)
         say(f"champion is now version {version} of {config.tracking.registered_model}")
+
+
+def write_outputs(args: argparse.Namespace, decision: dict[str, Any]) -> None:
+    write_json(args.out, decision)
+    write_json(args.record, {"model_md5": decision["model_md5"]})
 
 
 def registry_champion(config: DriftloopConfig, params: Path) -> str | None:

@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from stages import batch_predict, cli, ingest
 from stages.adapters import parquet
-from stages.batch_predict import Champion, Written
+from stages.batch_predict import Champion, Written, load_champion
 from stages.config.schema import ColumnType, DriftloopConfig, Problem
 from stages.errors import DataError, DriftloopError
 from stages.featurize import featurize_pandas, plan
@@ -124,7 +124,7 @@ def test_predictions_equal_the_in_process_predictor(
     np.testing.assert_array_equal(out["y_pred_proba"].to_numpy(), expected.proba[:, 1])
     source = parquet.read_table(raw_file).to_pandas().sort_values("id").reset_index(drop=True)
     pd.testing.assert_series_equal(out["timestamp"], source["timestamp"])
-    assert set(out["model_version"]) == {VERSION}
+    assert set(out["model_digest"]) == {load_champion(champion).digest}
 
 
 @pytest.mark.slow
@@ -170,11 +170,11 @@ def test_stage_command_writes_the_output_columns_and_metrics(
         ("timestamp", "timestamp[us]"),
         ("y_pred", "int64"),
         ("y_pred_proba", "double"),
-        ("model_version", "string"),
+        ("model_digest", "string"),
     ]
     assert json.loads(metrics.read_text()) == {
         "rows": ROWS,
-        "model_version": VERSION,
+        "model_digest": load_champion(champion).digest,
         "columns": schema.names,
     }
 
@@ -266,7 +266,7 @@ def test_multiclass_gets_one_probability_column_per_class(config: DriftloopConfi
         "y_pred",
         "y_pred_proba_low",
         "y_pred_proba_high",
-        "model_version",
+        "model_digest",
     ]
     assert table.column("y_pred").to_pylist() == ["low", "high"]
     assert table.column("y_pred_proba_high").to_pylist() == [0.3, 0.8]

@@ -46,6 +46,22 @@ def test_repro_after_a_full_run_does_nothing(copy: Path) -> None:
     assert "Data and pipelines are up to date." in sh(["dvc", "status"], copy).stdout
 
 
+def test_a_fresh_clone_gets_its_own_champion_and_stays_clean(copy: Path, tmp_path: Path) -> None:
+    """`make run` on a new clone: the lock and metrics come from git, the data
+    and the MLflow store do not; `dvc repro` must still end with a champion,
+    and change nothing that git tracks."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@driftloop.local"]
+    sh([*git, "add", "-A"], copy)
+    sh([*git, "commit", "-qm", "after a full run"], copy)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
+    out = sh(["dvc", "repro"], clone).stdout
+    assert "promote" in stages_run(out)
+    assert (clone / "data/models/champion/model.pkl").is_file()
+    assert sh(["git", "status", "--porcelain"], clone).stdout == ""
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], clone).stdout
+
+
 def test_forced_featurize_leaves_status_clean(copy: Path) -> None:
     before = snapshot(copy)
     sh(["dvc", "repro", "-f", "featurize"], copy)
