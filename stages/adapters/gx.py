@@ -78,8 +78,30 @@ def validate(frame: pd.DataFrame, suite_name: str, specs: list[Spec], docs: Path
         success=bool(result.success),
         evaluated=int(result.statistics["evaluated_expectations"]),
         failures=[_failure(r) for r in result.results if not r.success],
-        result=result.to_json_dict(),
+        result=stable(result.to_json_dict()),
     )
+
+
+# Run ids, times and random expectation ids: they make every run's result
+# differ, which DVC would read as a changed output.
+VOLATILE = {
+    "ge_load_time",
+    "checkpoint_id",
+    "run_id",
+    "run_time",
+    "validation_id",
+    "validation_time",
+    "id",
+}
+
+
+def stable(tree: Any) -> Any:
+    """The result without the keys that change from run to run."""
+    if isinstance(tree, dict):
+        return {k: stable(v) for k, v in tree.items() if k not in VOLATILE}
+    if isinstance(tree, list):
+        return [stable(v) for v in tree]
+    return tree
 
 
 def _context(docs: Path | None) -> Any:
