@@ -257,7 +257,7 @@ def test_multiclass_gets_one_probability_column_per_class(config: DriftloopConfi
     predictor = type("Fitted", (), {"classes": ["low", "high"]})()
     types = batch_predict.prediction_types(data, predictor)  # type: ignore[arg-type]
     scoring: Any = type("S", (), {})()
-    scoring.keep, scoring.types, scoring.version = ["id"], types, VERSION
+    scoring.keep, scoring.types, scoring.digest = ["id"], types, "0123abcd"
     scoring.outputs = Outputs.of(data)
     batch = pa.record_batch({"id": pa.array([5, 6], pa.int64())})
     table = batch_predict.output_table(batch, scores, scoring)
