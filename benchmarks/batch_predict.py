@@ -57,7 +57,7 @@ from stages.adapters import parquet, tracking
 from stages.config.compose import load
 from stages.config.schema import DriftloopConfig, TrackingConfig
 from stages.featurize import featurize_pandas, plan, spark_features
-from stages.serve.service import Outputs
+from stages.predictor import Outputs
 from stages.train import columns, model_input
 
 if TYPE_CHECKING:

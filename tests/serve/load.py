@@ -73,3 +73,26 @@ def run(
     for thread in workers:
         thread.join()
     return tally
+
+
+class Background:
+    """``run`` in a thread for the length of a ``with`` block; ``tally`` after it."""
+
+    def __init__(self, port: int, record: Any, threads: int) -> None:
+        self.stop = threading.Event()
+        self.result: list[Tally] = []
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(run(port, record, threads, self.stop))
+        )
+
+    def __enter__(self) -> Background:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    @property
+    def tally(self) -> Tally:
+        return self.result[0]

@@ -67,17 +67,10 @@ def test_sigterm_during_load_loses_no_answered_prediction(
 ) -> None:
     log_dir = tmp_path / "log"
     server = server_factory(ROOT, models, log_dir)
-    stop = threading.Event()
-    result: dict[str, Any] = {}
-    generator = threading.Thread(
-        target=lambda: result.update(tally=load.run(server.port, EXAMPLE, threads=6, stop=stop))
-    )
-    generator.start()
-    time.sleep(3.0)
-    server.terminate()  # while requests are in flight
-    stop.set()
-    generator.join()
-    tally = result["tally"]
+    with load.Background(server.port, EXAMPLE, threads=6) as generator:
+        time.sleep(3.0)
+        server.terminate()  # while requests are in flight
+    tally = generator.tally
     logged = set(pq.read_table(log_dir).column("request_id").to_pylist())
     assert tally.ok > 100
     assert set(tally.request_ids) <= logged  # every answer the clients got is in the log
@@ -87,26 +80,17 @@ def test_hot_reload_under_load_without_errors(
     server_factory: Any, models: Path, tmp_path: Path
 ) -> None:
     server = server_factory(ROOT, models, tmp_path / "log")
-    stop = threading.Event()
-    result: dict[str, Any] = {}
-    generator = threading.Thread(
-        target=lambda: result.update(tally=load.run(server.port, EXAMPLE, threads=4, stop=stop))
-    )
-    generator.start()
-    time.sleep(2.0)
-    switched = time.monotonic()
-    point_champion(models, "2")  # what promote and rollback do
-    time.sleep(4.0)
-    stop.set()
-    generator.join()
-    tally = result["tally"]
+    with load.Background(server.port, EXAMPLE, threads=4) as generator:
+        time.sleep(2.0)
+        point_champion(models, "2")  # what promote and rollback do
+        time.sleep(4.0)
+    tally = generator.tally
     assert not tally.errors, tally.errors[:5]
     for answers in tally.versions:
         seen = [version for _, version in answers]
         assert seen[0] == "1" and seen[-1] == "2"
         first_new = seen.index("2")
         assert set(seen[first_new:]) == {"2"}  # never back to the old model
-    assert switched > 0
     assert get(f"{server.url}/model")[1]["version"] == "2"
     server.terminate()
 
@@ -118,20 +102,11 @@ def test_serve_after_make_run_picks_up_a_real_promotion(server_factory: Any, cop
     status, model = get(f"{server.url}/model")
     assert status == 200 and model["version"] == "1"
     assert model["holdout_metrics"]["roc_auc"] > 0.9 and model["trained_at"]
-    stop = threading.Event()
-    result: dict[str, Any] = {}
-    generator = threading.Thread(
-        target=lambda: result.update(tally=load.run(server.port, EXAMPLE, threads=2, stop=stop))
-    )
-    generator.start()
-    try:
+    with load.Background(server.port, EXAMPLE, threads=2) as generator:
         sh(["driftloop", "compose", "model=rf"], copy)
         sh(["dvc", "repro"], copy)
         time.sleep(3.0)
-    finally:
-        stop.set()
-        generator.join()
-    tally = result["tally"]
+    tally = generator.tally
     assert not tally.errors, tally.errors[:5]
     assert all(answers[-1][1] == "2" for answers in tally.versions)
     assert get(f"{server.url}/model")[1]["model"] == "rf"
