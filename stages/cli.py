@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "stage: score data with the champion in Spark into data/predictions",
         "batch_predict",
     ),
+    "monitor": (
+        "stage: NannyML drift and performance on the newest batch; the policy's action",
+        "monitor",
+    ),
     "serve": ("serve the champion over HTTP (FastAPI + uvicorn)", "serve.command"),
 }
 

@@ -10,14 +10,26 @@ alerts with no performance drop still warn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import html
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.config.schema import DriftBand
+from stages import runner
+from stages.adapters import nml
+from stages.batch_predict import load_champion
+from stages.config.schema import ColumnType, DataConfig, DriftBand, DriftloopConfig, Problem
 from stages.errors import DataError
+from stages.featurize import plan
+from stages.ingest import conform, labelled_batch, read_table_file
+from stages.outputs import atomic_dir, atomic_file, write_json
+from stages.predictor import Outputs, Predictor, frame_columns, input_columns
 from stages.promote import LOWER_IS_BETTER
+from stages.train import read_features
 
 PERFORMANCE = {"realised": "realised_performance", "estimated": "estimated_performance"}
 DATA_SIGNALS = (
@@ -52,22 +64,37 @@ class Decision:
     alerts: list[str]
 
 
-def primary(table: pd.DataFrame, metric: str) -> Primary:
-    """The primary metric, realised when the analysis has labels, else estimated."""
+def primary(table: pd.DataFrame, metric: str, min_rows: int = 0) -> Primary:
+    """The primary metric, realised when the analysis has labels, else estimated;
+    the analysis value is the row-weighted mean of its chunks of ``min_rows`` or more."""
     for basis in ("realised", "estimated"):
         rows = table[(table["signal"] == PERFORMANCE[basis]) & (table["measure"] == metric)]
-        current = rows.loc[rows["period"] == "analysis", "value"].dropna()
+        current = counted(rows[rows["period"] == "analysis"], min_rows).dropna(subset=["value"])
         if current.empty:
             continue
         reference = rows[rows["period"] == "reference"]
         column = "realized" if reference["realized"].notna().any() else "value"
-        return Primary(metric, basis, float(reference[column].mean()), float(current.mean()))
+        value = np.average(current["value"], weights=_sizes(current))
+        return Primary(metric, basis, float(reference[column].mean()), float(value))
     raise DataError(f"monitor.primary_metric: no value of '{metric}' for the analysis data")
 
 
-def data_alerts(table: pd.DataFrame) -> list[str]:
+def _sizes(rows: pd.DataFrame) -> np.ndarray:
+    if "start_index" not in rows:
+        return np.ones(len(rows))
+    return (rows["end_index"] - rows["start_index"] + 1).to_numpy(dtype="float64")
+
+
+def counted(rows: pd.DataFrame, min_rows: int) -> pd.DataFrame:
+    """The chunks big enough to count (all of them when none is)."""
+    big = rows[_sizes(rows) >= min_rows]
+    return big if not big.empty else rows
+
+
+def data_alerts(table: pd.DataFrame, min_rows: int = 0) -> list[str]:
     """Drift and data-quality alerts in the analysis period, one line each."""
     rows = table[table["signal"].isin(DATA_SIGNALS) & (table["period"] == "analysis")]
+    rows = counted(rows, min_rows)
     rows = rows[rows["alert"]]
     names = (
         rows["signal"]
@@ -86,10 +113,204 @@ def band_of(deviation: float, bands: list[DriftBand]) -> str:
     raise DataError(f"monitor.bands: no band holds a deviation of {deviation:.2f} %")
 
 
-def decide(table: pd.DataFrame, metric: str, bands: list[DriftBand]) -> Decision:
-    found = primary(table, metric)
+def decide(table: pd.DataFrame, metric: str, bands: list[DriftBand], min_rows: int = 0) -> Decision:
+    found = primary(table, metric, min_rows)
     action = band_of(found.deviation, bands)
-    alerts = data_alerts(table)
+    alerts = data_alerts(table, min_rows)
     if action == bands[0].action and alerts:
         action = "warn"  # data drift without a performance drop
     return Decision(action, round(found.deviation, 4), found, alerts)
+
+
+# --- frames for NannyML ---------------------------------------------------------------
+
+
+def frames_spec(config: DriftloopConfig, outputs: Outputs, classes: list[Any]) -> nml.Frames:
+    data = config.data
+    inputs = input_columns(data, plan(config.features, data))
+    categorical = [c for c in inputs if data.schema[c] in (ColumnType.string, ColumnType.bool)]
+    proba: str | dict[str, str] | None = None
+    if data.problem is Problem.binary:
+        proba = outputs.proba
+    elif data.problem is Problem.multiclass:
+        proba = dict(zip(map(str, classes), outputs.class_columns(classes), strict=True))
+    return nml.Frames(
+        problem=data.problem.value,
+        features=inputs,
+        categorical=categorical,
+        target=data.columns.target,
+        y_pred=outputs.label,
+        y_pred_proba=proba,
+        timestamp=data.columns.timestamp,
+    )
+
+
+def scored(
+    frame: pd.DataFrame,
+    predictor: Predictor,
+    outputs: Outputs,
+    names: list[str],
+    config: DriftloopConfig,
+) -> pd.DataFrame:
+    """The frame with the champion's prediction columns (kept if already there)."""
+    if outputs.label in frame.columns:
+        return frame
+    columns = frame_columns(frame, names, config.data.schema)
+    predictions = outputs.columns(predictor.predict(columns))
+    return frame.assign(**{name: np.asarray(values) for name, values in predictions.items()})
+
+
+def latest_batch(incoming: Path, data: DataConfig) -> tuple[str, pd.DataFrame] | None:
+    """The newest batch under data/incoming, joined to its labels where they arrived."""
+    batches = sorted(p for p in incoming.iterdir() if p.is_dir()) if incoming.is_dir() else []
+    if not batches:
+        return None
+    batch = batches[-1]
+    rows = labelled_batch(batch, data)
+    if rows is None:
+        files = sorted(batch.glob("data.*"))
+        rows = read_table_file(files[0]).assign(**{data.columns.target: np.nan})
+    schema = {k: v for k, v in data.schema.items() if k != data.columns.target}
+    kept = conform(rows, replace(data, schema=schema), str(batch))
+    return batch.name, kept.assign(**{data.columns.target: rows[data.columns.target].to_numpy()})
+
+
+# --- wrapper ---------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--holdout", type=Path, required=True, help="the reference period")
+    parser.add_argument("--champion", type=Path, required=True, help="champion model folder")
+    parser.add_argument("--incoming", type=Path, required=True, help="production batches")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics/drift.json")
+    parser.add_argument("--plots", type=Path, required=True, help="per-chunk signal CSVs")
+    parser.add_argument("--report", type=Path, required=True, help="self-contained HTML")
+
+
+def main(args: argparse.Namespace) -> None:
+    config = runner.params(args.params)
+    with runner.timed("monitor") as say:
+        found = latest_batch(args.incoming, config.data)
+        if found is None:
+            write_nothing(args)
+            say(f"no production batch under {args.incoming}: nothing to monitor (action none)")
+            return
+        name, analysis = found
+        champion = load_champion(args.champion)
+        predictor = Predictor(
+            champion.model, plan(config.features, config.data), config.data.problem
+        )
+        outputs = Outputs.of(config.data)
+        names = input_columns(config.data, predictor.plan)
+        reference = scored(read_features(args.holdout, None), predictor, outputs, names, config)
+        analysis = scored(analysis, predictor, outputs, names, config)
+        monitor_cfg = config.monitor
+        signals = nml.monitor(
+            reference,
+            analysis,
+            frames_spec(config, outputs, predictor.classes),
+            nml.Chunking(monitor_cfg.chunk_period, monitor_cfg.chunk_size),
+            (monitor_cfg.continuous_methods, monitor_cfg.categorical_methods),
+            metrics_for(config),
+        )
+        decision = decide(
+            signals.table, monitor_cfg.primary_metric, monitor_cfg.bands, monitor_cfg.min_chunk_rows
+        )
+        write_outputs(args, name, decision, signals)
+        say(
+            f"batch {name}: {decision.primary.basis} {decision.primary.metric} "
+            f"{decision.primary.current:.4f} vs {decision.primary.reference:.4f}"
+        )
+        say(f"deviation {decision.deviation:.2f} % -> {decision.action}")
+
+
+def metrics_for(config: DriftloopConfig) -> list[str]:
+    base = ["rmse", "mae"] if config.data.problem is Problem.regression else ["roc_auc", "f1"]
+    primary_metric = config.monitor.primary_metric
+    return [primary_metric, *[m for m in base if m != primary_metric]]
+
+
+def summary(batch: str, decision: Decision, table: pd.DataFrame) -> dict[str, Any]:
+    """metrics/drift.json: the decision, the primary metric, each signal's latest chunk."""
+    found = decision.primary
+    latest = (
+        table[table["period"] == "analysis"]
+        .groupby(["signal", "column", "measure"], dropna=False)
+        .tail(1)
+    )
+    signals = [
+        {
+            "signal": row.signal,
+            "column": None if pd.isna(row.column) else row.column,
+            "measure": row.measure,
+            "chunk": row.key,
+            "value": _number(row.value),
+            "lower_threshold": _number(row.lower_threshold),
+            "upper_threshold": _number(row.upper_threshold),
+            "alert": bool(row.alert),
+        }
+        for row in latest.itertuples()
+    ]
+    return {
+        "batch": batch,
+        "action": decision.action,
+        "deviation_percent": decision.deviation,
+        "primary": {
+            "metric": found.metric,
+            "basis": found.basis,
+            "reference": round(found.reference, 6),
+            "current": round(found.current, 6),
+        },
+        "alerts": decision.alerts,
+        "signals": signals,
+    }
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 6)
+
+
+def write_outputs(
+    args: argparse.Namespace, batch: str, decision: Decision, signals: nml.Signals
+) -> None:
+    payload = summary(batch, decision, signals.table)
+    with atomic_dir(args.plots) as folder:
+        for name, rows in signals.table.groupby("signal"):
+            columns = [
+                "key",
+                "period",
+                "column",
+                "measure",
+                "value",
+                "lower_threshold",
+                "upper_threshold",
+                "alert",
+            ]
+            rows[columns].to_csv(folder / f"{name}.csv", index=False, float_format="%.6g")
+    figures = {name: result.plot() for name, result in signals.figures.items()}
+    with atomic_file(args.report) as tmp:
+        nml.write_report(
+            tmp, f"Monitoring: batch {batch}", [("Decision", _decision_html(payload))], figures
+        )
+    write_json(args.metrics, payload)
+
+
+def write_nothing(args: argparse.Namespace) -> None:
+    """Outputs that say there was nothing to monitor (a data set with no batches yet)."""
+    reason = f"no production batch under {args.incoming}"
+    with atomic_dir(args.plots):
+        pass
+    with atomic_file(args.report) as tmp:
+        nml.write_report(tmp, "Monitoring", [("Decision", f"<p>none: {reason}</p>")], {})
+    write_json(args.metrics, {"batch": None, "action": "none", "reason": reason})
+
+
+def _decision_html(payload: dict[str, Any]) -> str:
+    primary_ = payload["primary"]
+    alerts = "".join(f"<li>{html.escape(a)}</li>" for a in payload["alerts"]) or "<li>none</li>"
+    return (
+        f"<p><b>{html.escape(payload['action'])}</b>: {primary_['basis']} {primary_['metric']} "
+        f"{primary_['current']} against {primary_['reference']} in the reference period, "
+        f"a drop of {payload['deviation_percent']:.2f} %.</p><p>Data alerts:</p><ul>{alerts}</ul>"
+    )

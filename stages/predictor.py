@@ -196,3 +196,20 @@ class Outputs:
             {"prediction": label, "probabilities": dict(zip(names, row, strict=True))}
             for label, row in zip(labels, proba.tolist(), strict=True)
         ]
+
+
+def frame_columns(
+    frame: pd.DataFrame, names: list[str], types: Mapping[str, ColumnType]
+) -> dict[str, np.ndarray]:
+    """A frame's columns as the predictor reads them (see ``to_columns``)."""
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        series = frame[name]
+        if types[name] is ColumnType.string:
+            values = series.astype(object).to_numpy()
+            out[name] = np.where(pd.isna(values), np.nan, values).astype(object)
+        else:
+            out[name] = pd.to_numeric(series, errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
+    return out

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 DATA_STAGES = ["check_params", "ingest", "validate_data", "featurize"]
 MODEL_STAGES = ["train", "evaluate", "promote"]
 # scores batch.input again whenever the champion or the data changes
-INFERENCE_STAGES = ["batch_predict"]
+INFERENCE_STAGES = ["batch_predict", "monitor"]
 OUTPUTS = [
     "data/raw/data.parquet",
     "data/features/train",

@@ -156,6 +156,7 @@ def monitor(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The resulting number of chunks is too low")
         warnings.filterwarnings("ignore", message="Too many missing values")
+        warnings.filterwarnings("ignore", message="Not enough data to compute realized")
         warnings.filterwarnings("ignore", category=FutureWarning)
         for name, run in _calculators(nml, frames, chunks, methods, metrics, analysis).items():
             result = run(reference)

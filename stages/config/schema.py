@@ -248,6 +248,9 @@ class MonitorConfig:
     primary_metric: str = "roc_auc"
     chunk_period: str | None = "M"
     chunk_size: int | None = None
+    # chunks with fewer rows (a partial month at the edge of a batch) are shown
+    # but neither alert nor count towards the deviation: too noisy
+    min_chunk_rows: int = 500
     bands: list[DriftBand] = field(default_factory=list)
     continuous_methods: list[str] = field(default_factory=lambda: ["kolmogorov_smirnov"])
     categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])
