@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             await service.batcher.stop()
             service.log.close()
             limits.restore_original_limits()
+            gc.unfreeze()
 
     app = FastAPI(
         title="driftloop",
