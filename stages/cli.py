@@ -70,6 +70,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "stage: NannyML drift and performance on the newest batch; the policy's action",
         "monitor",
     ),
+    "snapshot": ("take the new part of the prediction log as a production batch", "snapshot"),
     "serve": ("serve the champion over HTTP (FastAPI + uvicorn)", "serve.command"),
 }
 

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ class PredictionLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self._token = uuid.uuid4().hex[:8]
         self.written = 0
         self.dropped = 0
 
@@ -135,7 +137,8 @@ class PredictionLog:
     def _write(self, table: pa.Table) -> None:
         self._seq += 1
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = f"part-{stamp}-{os.getpid()}-{self._seq:06d}.parquet"
+        # the token keeps two logs of one process (or a reused pid) apart
+        name = f"part-{stamp}-{os.getpid()}-{self._token}-{self._seq:06d}.parquet"
         tmp = self.folder / f".{name}.tmp"
         with tmp.open("wb") as handle:
             pq.write_table(table, handle, compression="zstd")
