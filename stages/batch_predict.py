@@ -13,8 +13,6 @@ the same input and model give byte-identical files.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import pickle
 from dataclasses import dataclass
@@ -29,11 +27,11 @@ import pyarrow.compute as pc
 from stages import runner
 from stages.adapters import parquet
 from stages.config.schema import ColumnType, DataConfig, DriftloopConfig, Problem
-from stages.errors import DataError, DriftloopError
+from stages.errors import DataError
 from stages.featurize import FeaturePlan, plan
 from stages.outputs import atomic_dir, write_json
 from stages.predictor import FOREST_MAX_ROWS, Outputs, Predictor, Scores, input_columns
-from stages.train import CARD_FILE, MODEL_FILE
+from stages.promote import Champion, load_champion
 
 if TYPE_CHECKING:
     from pyspark import Accumulator, Broadcast
@@ -46,18 +44,6 @@ MODEL_COLUMN = "model_digest"
 # the probe that decides whether the compiled scoring paths are exact: small
 # enough that it takes the compiled tree walk too
 PROBE_ROWS = FOREST_MAX_ROWS
-
-
-@dataclass(frozen=True)
-class Champion:
-    folder: Path
-    data: bytes  # model.pkl as promote wrote it: what the workers unpickle
-    model: Any
-    version: str
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -197,24 +183,6 @@ def score_batch(scoring: Scoring, batch: pa.RecordBatch) -> pa.Table:
 
 
 # --- wrapper ---------------------------------------------------------------------
-
-
-def load_champion(folder: Path) -> Champion:
-    """model.pkl and the version in card.json of the champion folder (or its link)."""
-    model_file = folder / MODEL_FILE
-    if not model_file.is_file():
-        raise DriftloopError(
-            f"no champion model at {model_file}: run the pipeline (dvc repro) so that "
-            "promote makes one"
-        )
-    try:
-        data = model_file.read_bytes()
-        model = pickle.loads(data)
-        card = json.loads((folder / CARD_FILE).read_text())
-    except (OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise DriftloopError(f"{folder}: cannot load the champion: {exc}") from exc
-    version = str(card.get("version", folder.resolve().name))
-    return Champion(folder, data, model, version)
 
 
 def input_files(path: Path) -> list[Path]:

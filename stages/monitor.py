@@ -21,14 +21,13 @@ import pandas as pd
 
 from stages import runner
 from stages.adapters import nml
-from stages.batch_predict import load_champion
 from stages.config.schema import ColumnType, DataConfig, DriftBand, DriftloopConfig, Problem
 from stages.errors import DataError
 from stages.featurize import plan
 from stages.ingest import conform, labelled_batch, read_table_file
 from stages.outputs import atomic_dir, atomic_file, write_json
 from stages.predictor import Outputs, Predictor, frame_columns, input_columns
-from stages.promote import LOWER_IS_BETTER
+from stages.promote import LOWER_IS_BETTER, load_champion
 from stages.train import read_features
 
 PERFORMANCE = {"realised": "realised_performance", "estimated": "estimated_performance"}

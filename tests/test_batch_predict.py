@@ -18,12 +18,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from stages import batch_predict, cli, ingest
 from stages.adapters import parquet
-from stages.batch_predict import Champion, Written, load_champion
+from stages.batch_predict import Written
 from stages.config.schema import ColumnType, DriftloopConfig, Problem
 from stages.errors import DataError, DriftloopError
 from stages.featurize import featurize_pandas, plan
 from stages.outputs import write_json
 from stages.predictor import Predictor, Scores
+from stages.promote import Champion, load_champion
 from stages.serve.service import Outputs
 from stages.train import CARD_FILE, MODEL_FILE, build_pipeline, columns, model_bytes, split_xy
 from tests.conftest import ROOT

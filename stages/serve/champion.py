@@ -8,19 +8,17 @@ polls; a changed key means load the new model, check it, then swap.
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from stages.adapters import tracking
 from stages.config.schema import DriftloopConfig
-from stages.errors import DriftloopError
 from stages.featurize import plan
 from stages.predictor import Predictor
-from stages.train import CARD_FILE, MODEL_FILE
+from stages.promote import load_champion
+from stages.train import MODEL_FILE
 
 
 @dataclass(frozen=True)
@@ -48,25 +46,20 @@ class LocalChampion:
         return os.path.realpath(self.link) if (self.link / MODEL_FILE).is_file() else None
 
     def load(self, key: str) -> Champion:
-        folder = Path(key)
-        try:
-            model = pickle.loads((folder / MODEL_FILE).read_bytes())
-            card = json.loads((folder / CARD_FILE).read_text())
-        except (OSError, ValueError, pickle.UnpicklingError) as exc:
-            raise DriftloopError(f"{folder}: cannot load the champion: {exc}") from exc
-        version = str(card.get("version", folder.name))
+        loaded = load_champion(Path(key))
+        card = loaded.card
         info = {
             "name": self.config.tracking.registered_model,
-            "version": version,
+            "version": loaded.version,
             "run_id": card.get("run_id"),
             "trained_at": card.get("trained_at"),
             "promoted_at": card.get("promoted_at"),
             "holdout_metrics": card.get("holdout_metrics"),
             "model": card.get("model"),
             "data": card.get("data"),
-            "source": str(folder),
+            "source": str(loaded.folder),
         }
-        return Champion(key, version, _predictor(model, self.config), info)
+        return Champion(key, loaded.version, _predictor(loaded.model, self.config), info)
 
 
 class RegistryChampion:
