@@ -71,6 +71,8 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
         "monitor",
     ),
     "snapshot": ("take the new part of the prediction log as a production batch", "snapshot"),
+    "loop": ("the controller: snapshot, monitor, act on the drift decision", "loop"),
+    "simulate": ("replay the analysis period through the service and the loop", "simulate"),
     "serve": ("serve the champion over HTTP (FastAPI + uvicorn)", "serve.command"),
 }
 

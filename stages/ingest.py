@@ -114,22 +114,34 @@ def in_window(frame: pd.DataFrame, window: WindowConfig, timestamp: str | None) 
     return frame[keep]
 
 
-def labelled_batch(batch: Path, data: DataConfig) -> pd.DataFrame | None:
-    """A production batch joined to its labels, or None while labels are pending."""
+def batch_data(batch: Path) -> pd.DataFrame:
+    """A production batch's rows (its data.csv or data.parquet)."""
     data_files = sorted(batch.glob("data.*"))
-    label_files = sorted(batch.glob("labels.*"))
     if not data_files:
         raise DataError(f"{batch}: batch folder has no data.csv or data.parquet")
+    return read_table_file(data_files[0])
+
+
+def batch_labels(batch: Path, data: DataConfig) -> pd.DataFrame | None:
+    """A batch's labels (id and target), or None while they are pending."""
+    label_files = sorted(batch.glob("labels.*"))
     if not label_files:
         return None
-    rows = read_table_file(data_files[0])
     labels = read_table_file(label_files[0])
-    id_col, target = data.columns.id, data.columns.target
-    for name, frame, file in ((id_col, labels, label_files[0]), (target, labels, label_files[0])):
-        if name not in frame.columns:
-            raise DataError(f"{file}: missing column '{name}'")
-    rows = rows.drop(columns=[target], errors="ignore")
-    return rows.merge(labels[[id_col, target]], on=id_col, how="inner")
+    for name in (data.columns.id, data.columns.target):
+        if name not in labels.columns:
+            raise DataError(f"{label_files[0]}: missing column '{name}'")
+    return labels[[data.columns.id, data.columns.target]]
+
+
+def labelled_batch(batch: Path, data: DataConfig) -> pd.DataFrame | None:
+    """A production batch joined to its labels, or None while labels are pending."""
+    rows = batch_data(batch)
+    labels = batch_labels(batch, data)
+    if labels is None:
+        return None
+    rows = rows.drop(columns=[data.columns.target], errors="ignore")
+    return rows.merge(labels, on=data.columns.id, how="inner")
 
 
 def combine(frames: list[pd.DataFrame], data: DataConfig) -> pd.DataFrame:

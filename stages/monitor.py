@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import html
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from stages.adapters import nml
 from stages.config.schema import ColumnType, DataConfig, DriftBand, DriftloopConfig, Problem
 from stages.errors import DataError
 from stages.featurize import plan
-from stages.ingest import conform, labelled_batch, read_table_file
+from stages.ingest import batch_data, batch_labels, conform
 from stages.outputs import atomic_dir, atomic_file, write_json
 from stages.predictor import Outputs, Predictor, frame_columns, input_columns
 from stages.promote import LOWER_IS_BETTER, load_champion
@@ -61,21 +61,50 @@ class Decision:
     deviation: float
     primary: Primary
     alerts: list[str]
+    evidence: list[Primary] = field(default_factory=list)
+
+
+def evidence(table: pd.DataFrame, metric: str, min_rows: int = 0) -> list[Primary]:
+    """The primary metric measured two ways: realised on the chunks whose labels
+    arrived and estimated on the chunks still waiting for them. Each analysis
+    value is the row-weighted mean of its chunks of ``min_rows`` or more (of all
+    chunks when no chunk of either kind is that big)."""
+    parts = {basis: _analysis_rows(table, basis, metric) for basis in PERFORMANCE}
+    labelled = set(parts["realised"]["key"]) if "key" in parts["realised"] else set()
+    if labelled:
+        parts["estimated"] = parts["estimated"][~parts["estimated"]["key"].isin(labelled)]
+    big = {basis: rows[_sizes(rows) >= min_rows] for basis, rows in parts.items()}
+    if any(not rows.empty for rows in big.values()):
+        parts = big
+    found = []
+    for basis, current in parts.items():
+        if current.empty:
+            continue
+        reference = table[
+            (table["signal"] == PERFORMANCE[basis])
+            & (table["measure"] == metric)
+            & (table["period"] == "reference")
+        ]
+        column = "realized" if reference["realized"].notna().any() else "value"
+        value = np.average(current["value"], weights=_sizes(current))
+        found.append(Primary(metric, basis, float(reference[column].mean()), float(value)))
+    if not found:
+        raise DataError(f"monitor.primary_metric: no value of '{metric}' for the analysis data")
+    return found
 
 
 def primary(table: pd.DataFrame, metric: str, min_rows: int = 0) -> Primary:
-    """The primary metric, realised when the analysis has labels, else estimated;
-    the analysis value is the row-weighted mean of its chunks of ``min_rows`` or more."""
-    for basis in ("realised", "estimated"):
-        rows = table[(table["signal"] == PERFORMANCE[basis]) & (table["measure"] == metric)]
-        current = counted(rows[rows["period"] == "analysis"], min_rows).dropna(subset=["value"])
-        if current.empty:
-            continue
-        reference = rows[rows["period"] == "reference"]
-        column = "realized" if reference["realized"].notna().any() else "value"
-        value = np.average(current["value"], weights=_sizes(current))
-        return Primary(metric, basis, float(reference[column].mean()), float(value))
-    raise DataError(f"monitor.primary_metric: no value of '{metric}' for the analysis data")
+    """The worse of the realised and the estimated evidence (realised on a tie)."""
+    return max(evidence(table, metric, min_rows), key=lambda found: found.deviation)
+
+
+def _analysis_rows(table: pd.DataFrame, basis: str, metric: str) -> pd.DataFrame:
+    rows = table[
+        (table["signal"] == PERFORMANCE[basis])
+        & (table["measure"] == metric)
+        & (table["period"] == "analysis")
+    ]
+    return rows.dropna(subset=["value"])
 
 
 def _sizes(rows: pd.DataFrame) -> np.ndarray:
@@ -113,12 +142,13 @@ def band_of(deviation: float, bands: list[DriftBand]) -> str:
 
 
 def decide(table: pd.DataFrame, metric: str, bands: list[DriftBand], min_rows: int = 0) -> Decision:
-    found = primary(table, metric, min_rows)
+    measured = evidence(table, metric, min_rows)
+    found = max(measured, key=lambda each: each.deviation)
     action = band_of(found.deviation, bands)
     alerts = data_alerts(table, min_rows)
     if action == bands[0].action and alerts:
         action = "warn"  # data drift without a performance drop
-    return Decision(action, round(found.deviation, 4), found, alerts)
+    return Decision(action, round(found.deviation, 4), found, alerts, measured)
 
 
 # --- frames for NannyML ---------------------------------------------------------------
@@ -150,28 +180,56 @@ def scored(
     outputs: Outputs,
     names: list[str],
     config: DriftloopConfig,
+    version: str | None = None,
 ) -> pd.DataFrame:
-    """The frame with the champion's prediction columns (kept if already there)."""
-    if outputs.label in frame.columns:
+    """The frame with the champion's prediction columns. Rows the champion
+    ``version`` scored already (the prediction log says so) keep their logged
+    predictions; the rest (older models, dropped-in batches) are scored now."""
+    wanted = outputs.names(predictor.classes)
+    logged = np.zeros(len(frame), dtype=bool)
+    if version is not None and "model_version" in frame and all(c in frame for c in wanted):
+        logged = (frame["model_version"].astype("string") == version).fillna(False).to_numpy()
+    if logged.all():
         return frame
-    columns = frame_columns(frame, names, config.data.schema)
-    predictions = outputs.columns(predictor.predict(columns))
-    return frame.assign(**{name: np.asarray(values) for name, values in predictions.items()})
+    todo = frame[~logged]
+    predictions = outputs.columns(predictor.predict(frame_columns(todo, names, config.data.schema)))
+    columns = {}
+    for name, values in predictions.items():
+        new = np.asarray(values)
+        column = (
+            frame[name].to_numpy(copy=True) if logged.any() else np.empty(len(frame), new.dtype)
+        )
+        column[~logged] = new
+        columns[name] = column
+    return frame.assign(**columns)
 
 
-def latest_batch(incoming: Path, data: DataConfig) -> tuple[str, pd.DataFrame] | None:
-    """The newest batch under data/incoming, joined to its labels where they arrived."""
+def batch_rows(batch: Path, data: DataConfig, keep: list[str]) -> pd.DataFrame:
+    """One batch conformed to the data set's schema, labels joined where they
+    arrived (the target is missing elsewhere), plus the ``keep`` columns it has."""
+    target = data.columns.target
+    rows = batch_data(batch).drop(columns=[target], errors="ignore")
+    labels = batch_labels(batch, data)
+    if labels is not None:
+        rows = rows.merge(labels, on=data.columns.id, how="left")
+    else:
+        rows[target] = np.nan
+    schema = {k: v for k, v in data.schema.items() if k != target}
+    kept = conform(rows, replace(data, schema=schema), str(batch))
+    extra = {name: rows[name].to_numpy() for name in keep if name in rows}
+    return kept.assign(**{target: rows[target].to_numpy()}, **extra)
+
+
+def recent_batches(
+    incoming: Path, data: DataConfig, count: int, keep: list[str]
+) -> tuple[list[str], pd.DataFrame] | None:
+    """The ``count`` newest batches under data/incoming (by name), as one frame."""
     batches = sorted(p for p in incoming.iterdir() if p.is_dir()) if incoming.is_dir() else []
     if not batches:
         return None
-    batch = batches[-1]
-    rows = labelled_batch(batch, data)
-    if rows is None:
-        files = sorted(batch.glob("data.*"))
-        rows = read_table_file(files[0]).assign(**{data.columns.target: np.nan})
-    schema = {k: v for k, v in data.schema.items() if k != data.columns.target}
-    kept = conform(rows, replace(data, schema=schema), str(batch))
-    return batch.name, kept.assign(**{data.columns.target: rows[data.columns.target].to_numpy()})
+    chosen = batches[-count:]
+    frames = [batch_rows(batch, data, keep) for batch in chosen]
+    return [b.name for b in chosen], pd.concat(frames, ignore_index=True)
 
 
 # --- wrapper ---------------------------------------------------------------------------
@@ -190,38 +248,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     config = runner.params(args.params)
     with runner.timed("monitor") as say:
-        found = latest_batch(args.incoming, config.data)
-        if found is None:
-            write_nothing(args)
-            say(f"no production batch under {args.incoming}: nothing to monitor (action none)")
-            return
-        name, analysis = found
         champion = load_champion(args.champion)
         predictor = Predictor(
             champion.model, plan(config.features, config.data), config.data.problem
         )
         outputs = Outputs.of(config.data)
+        keep = [*outputs.names(predictor.classes), "model_version"]
+        found = recent_batches(args.incoming, config.data, config.monitor.analysis_batches, keep)
+        if found is None:
+            write_nothing(args)
+            say(f"no production batch under {args.incoming}: nothing to monitor (action none)")
+            return
+        batches, analysis = found
         names = input_columns(config.data, predictor.plan)
         reference = scored(read_features(args.holdout, None), predictor, outputs, names, config)
-        analysis = scored(analysis, predictor, outputs, names, config)
-        monitor_cfg = config.monitor
-        signals = nml.monitor(
-            reference,
-            analysis,
-            frames_spec(config, outputs, predictor.classes),
-            nml.Chunking(monitor_cfg.chunk_period, monitor_cfg.chunk_size),
-            (monitor_cfg.continuous_methods, monitor_cfg.categorical_methods),
-            metrics_for(config),
+        analysis = scored(analysis, predictor, outputs, names, config, champion.version)
+        signals = run_signals(
+            config, reference, analysis, frames_spec(config, outputs, predictor.classes)
         )
+        monitor_cfg = config.monitor
         decision = decide(
             signals.table, monitor_cfg.primary_metric, monitor_cfg.bands, monitor_cfg.min_chunk_rows
         )
-        write_outputs(args, name, decision, signals)
-        say(
-            f"batch {name}: {decision.primary.basis} {decision.primary.metric} "
-            f"{decision.primary.current:.4f} vs {decision.primary.reference:.4f}"
-        )
+        write_outputs(args, batches, decision, signals)
+        for each in decision.evidence:
+            say(
+                f"{', '.join(batches)}: {each.basis} {each.metric} {each.current:.4f} "
+                f"vs {each.reference:.4f} ({each.deviation:.2f} % drop)"
+            )
         say(f"deviation {decision.deviation:.2f} % -> {decision.action}")
+
+
+def run_signals(
+    config: DriftloopConfig, reference: pd.DataFrame, analysis: pd.DataFrame, frames: nml.Frames
+) -> nml.Signals:
+    monitor_cfg = config.monitor
+    return nml.monitor(
+        reference,
+        analysis,
+        frames,
+        nml.Chunking(monitor_cfg.chunk_period, monitor_cfg.chunk_size),
+        (monitor_cfg.continuous_methods, monitor_cfg.categorical_methods),
+        metrics_for(config),
+    )
 
 
 def metrics_for(config: DriftloopConfig) -> list[str]:
@@ -230,7 +299,7 @@ def metrics_for(config: DriftloopConfig) -> list[str]:
     return [primary_metric, *[m for m in base if m != primary_metric]]
 
 
-def summary(batch: str, decision: Decision, table: pd.DataFrame) -> dict[str, Any]:
+def summary(batches: list[str], decision: Decision, table: pd.DataFrame) -> dict[str, Any]:
     """metrics/drift.json: the decision, the primary metric, each signal's latest chunk."""
     found = decision.primary
     latest = (
@@ -252,7 +321,8 @@ def summary(batch: str, decision: Decision, table: pd.DataFrame) -> dict[str, An
         for row in latest.itertuples()
     ]
     return {
-        "batch": batch,
+        "batch": batches[-1],
+        "batches": batches,
         "action": decision.action,
         "deviation_percent": decision.deviation,
         "primary": {
@@ -261,6 +331,15 @@ def summary(batch: str, decision: Decision, table: pd.DataFrame) -> dict[str, An
             "reference": round(found.reference, 6),
             "current": round(found.current, 6),
         },
+        "evidence": [
+            {
+                "basis": each.basis,
+                "reference": round(each.reference, 6),
+                "current": round(each.current, 6),
+                "deviation_percent": round(each.deviation, 4),
+            }
+            for each in decision.evidence
+        ],
         "alerts": decision.alerts,
         "signals": signals,
     }
@@ -271,9 +350,9 @@ def _number(value: Any) -> float | None:
 
 
 def write_outputs(
-    args: argparse.Namespace, batch: str, decision: Decision, signals: nml.Signals
+    args: argparse.Namespace, batches: list[str], decision: Decision, signals: nml.Signals
 ) -> None:
-    payload = summary(batch, decision, signals.table)
+    payload = summary(batches, decision, signals.table)
     with atomic_dir(args.plots) as folder:
         for name, rows in signals.table.groupby("signal"):
             columns = [
@@ -290,7 +369,10 @@ def write_outputs(
     figures = {name: result.plot() for name, result in signals.figures.items()}
     with atomic_file(args.report) as tmp:
         nml.write_report(
-            tmp, f"Monitoring: batch {batch}", [("Decision", _decision_html(payload))], figures
+            tmp,
+            f"Monitoring: {', '.join(batches)}",
+            [("Decision", _decision_html(payload))],
+            figures,
         )
     write_json(args.metrics, payload)
 

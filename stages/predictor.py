@@ -178,6 +178,14 @@ class Outputs:
                 out[name] = scores.proba[:, i]
         return out
 
+    def names(self, classes: list[Any]) -> list[str]:
+        """The prediction columns ``columns`` writes for a model with ``classes``."""
+        if self.problem is Problem.regression:
+            return [self.label]
+        if self.problem is Problem.binary:
+            return [self.label, self.proba]
+        return [self.label, *self.class_columns(classes)]
+
     def class_columns(self, classes: list[Any]) -> list[str]:
         return [f"{self.proba}_{c}" for c in classes]
 

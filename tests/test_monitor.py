@@ -11,7 +11,7 @@ import pytest
 
 from stages.config.schema import DriftBand
 from stages.errors import DataError
-from stages.monitor import band_of, decide, primary
+from stages.monitor import band_of, decide, evidence, primary
 
 BANDS = [
     DriftBand("none", 0, 2),
@@ -24,8 +24,10 @@ BANDS = [
 def rows(
     signal: str, measure: str, reference: float, analysis: list[float], **extra: object
 ) -> list[dict[str, object]]:
+    """One reference chunk and analysis chunks m0, m1, ... of one signal."""
     out = [
         {
+            "key": "reference",
             "signal": signal,
             "measure": measure,
             "period": "reference",
@@ -37,6 +39,7 @@ def rows(
     ]
     out += [
         {
+            "key": f"m{index}",
             "signal": signal,
             "measure": measure,
             "period": "analysis",
@@ -45,7 +48,7 @@ def rows(
             "alert": False,
             "column": None,
         }
-        for v in analysis
+        for index, v in enumerate(analysis)
     ]
     return out
 
@@ -61,14 +64,29 @@ def test_bands_follow_the_relative_drop(current: float, action: str) -> None:
     assert decision.primary.basis == "estimated"
 
 
-def test_realised_wins_over_estimated_when_labels_exist() -> None:
+def test_realised_counts_where_labels_arrived_and_estimated_elsewhere() -> None:
+    # m0 is labelled (realised 0.81); m1 waits for labels (estimated 0.9)
     table = pd.DataFrame(
-        rows("estimated_performance", "roc_auc", 0.9, [0.9], realized=0.9)
+        rows("estimated_performance", "roc_auc", 0.9, [0.9, 0.9], realized=0.9)
         + rows("realised_performance", "roc_auc", 0.9, [0.81, float("nan")])
     )
+    measured = {each.basis: each for each in evidence(table, "roc_auc")}
+    assert measured["realised"].current == 0.81 and measured["estimated"].current == 0.9
     found = primary(table, "roc_auc")
     assert (found.basis, found.current) == ("realised", 0.81)
     assert found.deviation == pytest.approx(10.0)
+
+
+def test_the_estimate_of_unlabelled_chunks_decides_when_it_is_worse() -> None:
+    # the estimate of the labelled chunk m0 (0.5) is replaced by its realised value
+    table = pd.DataFrame(
+        rows("estimated_performance", "roc_auc", 1.0, [0.5, 0.93], realized=1.0)
+        + rows("realised_performance", "roc_auc", 1.0, [0.99, float("nan")])
+    )
+    decision = decide(table, "roc_auc", BANDS)
+    assert decision.primary.basis == "estimated" and decision.primary.current == 0.93
+    assert decision.action == "retrain"
+    assert [each.basis for each in decision.evidence] == ["realised", "estimated"]
 
 
 def test_lower_is_better_metrics_drop_upwards() -> None:

@@ -244,6 +244,25 @@ class DriftBand:
 
 
 @dataclass
+class SweepAxis:
+    # a Hydra override key (a group such as `model`, or a dotted param)
+    override: str = MISSING
+    values: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    """What the controller queues when the policy says experiment."""
+
+    # experiments run the DAG up to this stage: they are compared, never promoted
+    until: str = "evaluate"
+    # every combination of the axes' values is one experiment (a Hydra grid sweep)
+    sweep: list[SweepAxis] = field(default_factory=list)
+    # queue workers (`dvc queue start -j`)
+    jobs: int = 1
+
+
+@dataclass
 class MonitorConfig:
     primary_metric: str = "roc_auc"
     chunk_period: str | None = "M"
@@ -251,9 +270,13 @@ class MonitorConfig:
     # chunks with fewer rows (a partial month at the edge of a batch) are shown
     # but neither alert nor count towards the deviation: too noisy
     min_chunk_rows: int = 500
+    # the newest batches under data/incoming analysed together: with labels a
+    # month late, the last two hold the newest labelled and the newest rows
+    analysis_batches: int = 2
     bands: list[DriftBand] = field(default_factory=list)
     continuous_methods: list[str] = field(default_factory=lambda: ["kolmogorov_smirnov"])
     categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
 
 # --- batch scoring ------------------------------------------------------------

@@ -32,7 +32,7 @@ def validate(config: DriftloopConfig, where: Where) -> None:
         ("features", lambda: check_features(config.features, config.data)),
         ("expectations", lambda: check_expectations(config.expectations, config.data)),
         ("model", lambda: check_model(config)),
-        ("monitor", lambda: check_bands(config.monitor)),
+        ("monitor", lambda: check_monitor(config.monitor)),
         ("serve", lambda: check_serve(config.serve)),
         ("batch", lambda: check_batch(config.batch)),
     ]
@@ -119,6 +119,23 @@ def check_model(config: DriftloopConfig) -> None:
         )
     if not isinstance(config.model.estimator, dict) or "_target_" not in config.model.estimator:
         raise ConfigError("model.estimator: needs a `_target_` naming the estimator class")
+
+
+def check_monitor(monitor: MonitorConfig) -> None:
+    check_bands(monitor)
+    if monitor.analysis_batches < 1:
+        raise ConfigError("monitor.analysis_batches: must be 1 or more")
+    experiment = monitor.experiment
+    if experiment.until in ("promote", "batch_predict", "monitor"):
+        raise ConfigError(
+            f"monitor.experiment.until: '{experiment.until}' would promote or use the champion; "
+            "experiments stop at evaluate or before"
+        )
+    if experiment.jobs < 1:
+        raise ConfigError("monitor.experiment.jobs: must be 1 or more")
+    for index, axis in enumerate(experiment.sweep):
+        if not axis.values:
+            raise ConfigError(f"monitor.experiment.sweep[{index}] ({axis.override}): no values")
 
 
 def check_bands(monitor: MonitorConfig) -> None:
