@@ -43,6 +43,7 @@ from stages.outputs import write_json
 
 log = logging.getLogger("driftloop")
 GATE_REFUSED = "model gate refused the candidate"
+DATA_GATE_FAILED = "data gate failed"
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,11 @@ def retrain(paths: Paths) -> dict[str, Any]:
     before = champion_version(paths.root)
     done = run(["dvc", "repro"], paths.root, check=False)
     output = done.stdout + done.stderr
+    if done.returncode != 0 and DATA_GATE_FAILED in output:
+        # the labelled batches broke an expectation: a person must look, retrying will not help
+        reason = next(line for line in output.splitlines() if DATA_GATE_FAILED in line)
+        append_line(paths.alerts, f"{lineage.now()} RETRAIN BLOCKED {reason.strip()}")
+        return {"done": "retrain blocked by the data gate", "promoted": False, "reason": reason}
     if done.returncode != 0 and GATE_REFUSED not in output:
         tail = "\n".join(output.strip().splitlines()[-15:])
         raise DriftloopError(f"retrain: `dvc repro` failed ({done.returncode}):\n{tail}")

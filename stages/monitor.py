@@ -366,6 +366,9 @@ def write_outputs(
                 "alert",
             ]
             rows[columns].to_csv(folder / f"{name}.csv", index=False, float_format="%.6g")
+        primary_by_chunk(signals.table, decision.primary.metric).to_csv(
+            folder / "primary.csv", index=False, float_format="%.6g"
+        )
     figures = {name: result.plot() for name, result in signals.figures.items()}
     with atomic_file(args.report) as tmp:
         nml.write_report(
@@ -375,6 +378,21 @@ def write_outputs(
             figures,
         )
     write_json(args.metrics, payload)
+
+
+def primary_by_chunk(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The primary metric per chunk, estimated and realised side by side (a DVC plot)."""
+    rows = table[table["signal"].isin(PERFORMANCE.values()) & (table["measure"] == metric)]
+    wide = rows.pivot_table(
+        index=["key", "period"], columns="signal", values="value", aggfunc="first", sort=False
+    ).reset_index()
+    wide.columns.name = None
+    names = {signal: basis for basis, signal in PERFORMANCE.items()}
+    wide = wide.rename(columns=names)
+    for basis in PERFORMANCE:
+        if basis not in wide:
+            wide[basis] = np.nan
+    return wide[["key", "period", "estimated", "realised"]]
 
 
 def write_nothing(args: argparse.Namespace) -> None:

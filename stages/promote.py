@@ -146,7 +146,6 @@ class Champion:
         return hashlib.sha256(self.data).hexdigest()[:16]
 
 
-
 def load_champion(folder: Path) -> Champion:
     """model.pkl and card.json of a champion folder (or its link): what serving,
     batch scoring and monitoring load."""
@@ -164,7 +163,6 @@ def load_champion(folder: Path) -> Champion:
         raise DriftloopError(f"{folder}: cannot load the champion: {exc}") from exc
     version = str(card.get("version", folder.resolve().name))
     return Champion(folder, data, model, version, card)
-
 
 
 # --- wrapper ---------------------------------------------------------------------

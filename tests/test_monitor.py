@@ -11,7 +11,7 @@ import pytest
 
 from stages.config.schema import DriftBand
 from stages.errors import DataError
-from stages.monitor import band_of, decide, evidence, primary
+from stages.monitor import band_of, decide, evidence, primary, primary_by_chunk
 
 BANDS = [
     DriftBand("none", 0, 2),
@@ -169,3 +169,16 @@ def test_no_batch_yet_records_none(done: Path, tmp_path: Path) -> None:
     drift = json.loads((out / "drift.json").read_text())
     assert drift["action"] == "none" and "no production batch" in drift["reason"]
     assert (out / "report.html").is_file()
+
+
+def test_estimated_and_realised_per_chunk_for_the_plot() -> None:
+    table = pd.DataFrame(
+        rows("estimated_performance", "roc_auc", 0.9, [0.88, 0.87], realized=0.9)
+        + rows("realised_performance", "roc_auc", 0.9, [0.85, float("nan")])
+        + rows("estimated_performance", "f1", 0.5, [0.4, 0.4])
+    )
+    wide = primary_by_chunk(table, "roc_auc")
+    assert list(wide.columns) == ["key", "period", "estimated", "realised"]
+    assert wide["key"].tolist() == ["reference", "m0", "m1"]
+    assert wide.loc[1, "estimated"] == 0.88 and wide.loc[1, "realised"] == 0.85
+    assert pd.isna(wide.loc[2, "realised"])

@@ -36,10 +36,17 @@ def find_root(start: Path | None = None) -> Path:
     raise ConfigError(f"no conf/{CONFIG_NAME}.yaml in {here} or any folder above it")
 
 
+# folders of conf/ that are read as they are, never composed into params.yaml
+# (simulation scenarios): editing them does not make params.yaml stale
+NOT_COMPOSED = ("simulate",)
+
+
 def conf_digest(conf_dir: Path) -> str:
-    """sha256 over every YAML file under conf_dir, by relative path and content."""
+    """sha256 over every composed YAML file under conf_dir, by relative path and content."""
     digest = hashlib.sha256()
     for path in sorted(conf_dir.rglob("*.yaml")):
+        if path.relative_to(conf_dir).parts[0] in NOT_COMPOSED:
+            continue
         digest.update(path.relative_to(conf_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

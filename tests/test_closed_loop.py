@@ -1,0 +1,93 @@
+"""The loop end to end: `driftloop simulate` on each shipped scenario, on a
+fully run copy of the project (a real service, DVC, NannyML, MLflow).
+
+Scenarios (conf/simulate): none (~0 %), warn (~3 %), retrain (~7 %) and
+experiment (~15 %) drops of the realised ROC AUC, labels one month late."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import sh
+
+pytestmark = pytest.mark.slow
+
+
+def simulate(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    sh(["driftloop", "simulate", scenario], root)
+    timeline = pd.read_csv(root / f"reports/simulation/{scenario}/timeline.csv")
+    lines = (root / "reports/loop/decisions.jsonl").read_text().splitlines()
+    return timeline, [json.loads(line) for line in lines]
+
+
+def registry_champion(root: Path) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return str(client.get_model_version_by_alias("driftloop", "champion").version)
+
+
+def test_no_drift_means_no_action(copy: Path) -> None:
+    timeline, decisions = simulate(copy, "none")
+    assert set(timeline["action"]) == {"none"}
+    assert max(d["deviation_percent"] for d in decisions) < 2
+    assert len(decisions) == len(timeline)  # one logged decision per pass
+    assert os.readlink(copy / "data/models/champion") == "versions/1"
+    assert (copy / "reports/simulation/none/timeline.html").is_file()
+
+
+def test_label_noise_warns(copy: Path) -> None:
+    timeline, decisions = simulate(copy, "warn")
+    actions = list(timeline["action"])
+    assert actions[0] == "none"  # the labels of the noisy month have not arrived yet
+    assert "warn" in actions and not {"retrain", "experiment"} & set(actions)
+    warned = [d for d in decisions if d["action"] == "warn"]
+    assert all(2 <= d["deviation_percent"] < 5 for d in warned)
+    assert warned[0]["primary"]["basis"] == "realised"
+    alert = (copy / "reports/loop/alerts.log").read_text()
+    assert f"WARN batch {warned[0]['batch']}" in alert
+    assert (copy / f"reports/loop/monitoring-{warned[0]['batch']}.html").is_file()
+
+
+def test_a_learnable_change_retrains_and_the_new_champion_serves(copy: Path) -> None:
+    timeline, decisions = simulate(copy, "retrain")
+    retrained = [d for d in decisions if d["action"] == "retrain"]
+    assert len(retrained) == 1 and 5 <= retrained[0]["deviation_percent"] < 10
+    outcome = retrained[0]["outcome"]
+    assert outcome["promoted"] and (outcome["champion_before"], outcome["champion_after"]) == (
+        "1",
+        "2",
+    )
+    assert registry_champion(copy) == "2"
+    months = timeline[timeline["rows"] > 0].reset_index(drop=True)
+    # month 1 served by version 1; after the retrain (pass of month 2) the same
+    # running service answered month 3 with version 2 (hot reload, no restart)
+    assert str(months.loc[0, "served_by"]) == "1" and str(months.loc[2, "served_by"]) == "2"
+    following = months.loc[2]
+    reference = timeline["reference"].iloc[-1]  # the new champion's reference
+    assert 100 * (reference - following["realised"]) / reference < 2
+    # the new champion was trained on the newly labelled month
+    raw = pd.read_parquet(copy / "data/raw/data.parquet")
+    assert raw["car_value"].max() > 150_000
+
+
+def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
+    timeline, decisions = simulate(copy, "experiment")
+    chosen = [d for d in decisions if d["action"] == "experiment"]
+    assert chosen and chosen[0]["deviation_percent"] >= 10
+    outcome = chosen[0]["outcome"]
+    assert outcome["queued"] >= 4 and outcome["succeeded"] >= 4
+    review = (copy / outcome["review"]).read_text()
+    ranked = [line for line in review.splitlines() if line.startswith("| ") and "drift-" in line]
+    assert len(ranked) >= 4 and "Recommended: **" in review
+    assert "nothing here is promoted" in review
+    # the champion is unchanged, locally and in the registry
+    assert os.readlink(copy / "data/models/champion") == "versions/1"
+    assert registry_champion(copy) == "1"
+    assert set(timeline["champion_after"].astype(str)) == {"1"}

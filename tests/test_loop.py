@@ -1,0 +1,131 @@
+"""The controller's own parts: the lock, the journal, the decision log, the sweep grid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages import loop
+from stages.config.schema import SweepAxis
+from stages.errors import DriftloopError
+from stages.experiments import Trial, grid, queue_status, ranked, trial_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DRIFT = {
+    "batch": "log-20261127T101500-0a1b2c3d",
+    "batches": ["log-20261127T101500-0a1b2c3d"],
+    "action": "warn",
+    "deviation_percent": 3.1,
+    "primary": {"metric": "roc_auc", "basis": "realised", "current": 0.94, "reference": 0.97},
+    "evidence": [
+        {"basis": "realised", "current": 0.94, "reference": 0.97, "deviation_percent": 3.1}
+    ],
+    "alerts": ["univariate_drift: car_value (jensen_shannon)"],
+}
+
+
+def test_a_second_controller_is_refused(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from stages.loop import locked\n"
+            "with locked(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(
+                DriftloopError, match=f"another controller is running \\(pid {holder.pid}"
+            ),
+            loop.locked(tmp_path),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with loop.locked(tmp_path):  # a killed holder leaves no stale lock
+        pass
+
+
+def test_only_new_decisions_are_acted_on() -> None:
+    assert loop.is_new("abc", None)
+    assert not loop.is_new("abc", {"drift_digest": "abc"})
+    assert not loop.is_new("abc", {"drift_digest": "x", "drift_after": "abc"})
+    assert loop.is_new("abc", {"drift_digest": "x", "drift_after": None})
+
+
+def test_a_journalled_pass_is_finished_by_the_next_controller(tmp_path: Path) -> None:
+    """A controller killed after deciding (journal written) and before logging:
+    the next pass acts and logs it, once, before looking at anything new."""
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/monitoring.html").write_text("<html>report</html>")
+    pending = {
+        "started_at": "2026-11-27T10:20:00+00:00",
+        "action": "warn",
+        "drift": DRIFT,
+        "drift_digest": "d1",
+        "champion": "3",
+        "snapshot": DRIFT["batch"],
+    }
+    journal = tmp_path / ".driftloop/acting.json"
+    journal.parent.mkdir()
+    journal.write_text(json.dumps(pending))
+    entry = loop.once(tmp_path, ROOT / "params.yaml")
+    assert entry is not None and entry["action"] == "warn" and entry["drift_digest"] == "d1"
+    assert not journal.exists()
+    lines = (tmp_path / "reports/loop/decisions.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["outcome"]["done"] == "alert"
+    alert = (tmp_path / "reports/loop/alerts.log").read_text()
+    assert "WARN batch log-20261127T101500-0a1b2c3d" in alert and "car_value" in alert
+    kept = tmp_path / f"reports/loop/monitoring-{DRIFT['batch']}.html"
+    assert kept.read_text() == "<html>report</html>"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`driftloop.stage` = 'loop'",
+    )
+    assert len(runs) == 1 and runs[0].data.params["action"] == "warn"
+    assert runs[0].data.metrics["deviation_percent"] == pytest.approx(3.1)
+
+
+def test_the_sweep_is_a_grid_of_hydra_overrides() -> None:
+    axes = [SweepAxis("model.estimator.learning_rate", [0.05, 0.2]), SweepAxis("model", ["hgb"])]
+    assert grid(axes) == [
+        ["model.estimator.learning_rate=0.05", "model=hgb"],
+        ["model.estimator.learning_rate=0.2", "model=hgb"],
+    ]
+    names = trial_names("log-20261127T101500-0a1b2c3d", 2)
+    assert names == ["drift-20261127T101500-0a1b2c3d-1", "drift-20261127T101500-0a1b2c3d-2"]
+
+
+def test_experiments_rank_on_the_newest_labelled_data() -> None:
+    trials = [
+        Trial("a", [], "Success", holdout={"roc_auc": 0.99}, newest=0.90),
+        Trial("b", [], "Success", holdout={"roc_auc": 0.95}, newest=0.93),
+        Trial("c", [], "Failed"),
+    ]
+    assert [t.name for t in ranked(trials, "roc_auc")] == ["b", "a"]
+    assert [t.name for t in ranked(trials, "rmse")] == ["a", "b"]
+
+
+def test_queue_status_is_read_by_name() -> None:
+    text = (
+        "Task     Name    Created    Status\n"
+        "c6996bd  t-1     10:20 PM   Success\n"
+        "5f93ac8  t-2     10:20 PM   Running\n\n"
+        "Worker status: 1 active, 0 idle\n"
+    )
+    assert queue_status(text) == {"t-1": "Success", "t-2": "Running"}
