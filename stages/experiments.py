@@ -3,7 +3,9 @@
 The grid of conf/monitor (`monitor.experiment.sweep`) is queued as DVC
 experiments (`dvc exp run <until> --queue -n NAME -S override ...`), one per
 combination, named after the batch so a second pass queues nothing twice.
-The queue runs (`dvc queue start -j jobs`) up to `until` (evaluate): the
+The data stages run first in the workspace (`dvc repro featurize`), so every
+experiment trains on the same validated data and skips them. The queue runs
+(`dvc queue start -j jobs`) up to `until` (evaluate): the
 experiments are trained and tested, never promoted. Each experiment's model
 is read back from the DVC cache through its commit's dvc.lock and scored on
 the newest labelled batch next to the champion; the ranking goes to a
@@ -93,10 +95,8 @@ def queue_status(text: str) -> dict[str, str]:
 # --- DVC ----------------------------------------------------------------------------
 
 
-def run_sweep(
-    root: Path, drift: dict[str, Any], config: DriftloopConfig, reports: Path
-) -> dict[str, Any]:
-    setup = config.monitor.experiment
+def run_sweep(paths: loop.Paths, drift: dict[str, Any], config: DriftloopConfig) -> dict[str, Any]:
+    root, setup = paths.root, config.monitor.experiment
     combos = grid(setup.sweep)
     if not combos:
         raise DriftloopError("monitor.experiment.sweep: empty; nothing to queue")
@@ -104,6 +104,14 @@ def run_sweep(
         Trial(name, overrides)
         for name, overrides in zip(trial_names(drift["batch"], len(combos)), combos, strict=True)
     ]
+    # the data stages run once here, with the new labelled batches through the
+    # data gate; the experiments find them up to date and train on the same data
+    code, output = loop.repro(root, "featurize")
+    blocked = loop.gate_blocked(paths, output, "experiment") if code else None
+    if blocked is not None:
+        return blocked
+    if code != 0:
+        raise DriftloopError(f"experiment: `dvc repro featurize` failed ({code})\n{output[-2000:]}")
     known = queue_status(loop.run(["dvc", "queue", "status"], root).stdout)
     for trial in trials:
         if trial.name not in known:
@@ -113,7 +121,7 @@ def run_sweep(
     wait(root, trials)
     collect(root, trials)
     score_newest(root, trials, config)
-    review = reports / f"review-{drift['batch']}.md"
+    review = paths.reports / f"review-{drift['batch']}.md"
     best = write_review(review, trials, drift, config, root)
     return {
         "done": "experiments",

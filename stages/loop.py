@@ -156,8 +156,8 @@ def run(args: list[str], root: Path, check: bool = True) -> subprocess.Completed
     log.info("$ %s", " ".join(args))
     done = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if check and done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise DriftloopError(f"`{' '.join(args)}` failed ({done.returncode}):\n{tail}")
+        output = _tail(done.stdout + done.stderr)
+        raise DriftloopError(f"`{' '.join(args)}` failed ({done.returncode}):\n{output}")
     return done
 
 
@@ -177,10 +177,9 @@ def track_batches(paths: Paths) -> list[str]:
         return []
     names = [str(b.relative_to(paths.root)) for b in batches]
     run(["dvc", "add", "--quiet", *names], paths.root)
-    ignore = paths.incoming / ".gitignore"
-    staged = [f"{n}.dvc" for n in names] + (
-        [str(ignore.relative_to(paths.root))] if ignore.exists() else []
-    )
+    extra = [paths.incoming / ".gitignore", paths.incoming / snapshot.STATE]
+    staged = [f"{n}.dvc" for n in names]
+    staged += [str(f.relative_to(paths.root)) for f in extra if f.exists()]
     run(["git", "add", "--", *staged], paths.root)
     return [b.name for b in batches]
 
@@ -203,7 +202,7 @@ def act(
     if action == "experiment":
         from stages import experiments
 
-        return experiments.run_sweep(paths.root, drift, config, paths.reports)
+        return experiments.run_sweep(paths, drift, config)
     return {"done": "recorded"}
 
 
@@ -225,18 +224,14 @@ def warn(drift: dict[str, Any], paths: Paths) -> dict[str, Any]:
 
 
 def retrain(paths: Paths) -> dict[str, Any]:
-    """The whole DAG: ingest takes the labelled batches, the gate decides."""
+    """The whole DAG: ingest takes the labelled batches, the gates decide."""
     before = champion_version(paths.root)
-    done = run(["dvc", "repro"], paths.root, check=False)
-    output = done.stdout + done.stderr
-    if done.returncode != 0 and DATA_GATE_FAILED in output:
-        # the labelled batches broke an expectation: a person must look, retrying will not help
-        reason = next(line for line in output.splitlines() if DATA_GATE_FAILED in line)
-        append_line(paths.alerts, f"{lineage.now()} RETRAIN BLOCKED {reason.strip()}")
-        return {"done": "retrain blocked by the data gate", "promoted": False, "reason": reason}
-    if done.returncode != 0 and GATE_REFUSED not in output:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise DriftloopError(f"retrain: `dvc repro` failed ({done.returncode}):\n{tail}")
+    code, output = repro(paths.root)
+    blocked = gate_blocked(paths, output, "retrain") if code else None
+    if blocked is not None:
+        return blocked
+    if code != 0 and GATE_REFUSED not in output:
+        raise DriftloopError(f"retrain: `dvc repro` failed ({code}):\n{_tail(output)}")
     after = champion_version(paths.root)
     promoted = after != before
     outcome: dict[str, Any] = {
@@ -248,6 +243,25 @@ def retrain(paths: Paths) -> dict[str, Any]:
     if not promoted:
         outcome["gate"] = "refused" if GATE_REFUSED in output else "kept the champion"
     return outcome
+
+
+def repro(root: Path, *targets: str) -> tuple[int, str]:
+    done = run(["dvc", "repro", *targets], root, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def gate_blocked(paths: Paths, output: str, what: str) -> dict[str, Any] | None:
+    """New labelled data broke an expectation: an alert and an outcome, not a
+    retry (the next pass would fail the same way until a person looks)."""
+    if DATA_GATE_FAILED not in output:
+        return None
+    reason = next(line for line in output.splitlines() if DATA_GATE_FAILED in line).strip()
+    append_line(paths.alerts, f"{lineage.now()} {what.upper()} BLOCKED {reason}")
+    return {"done": f"{what} blocked by the data gate", "promoted": False, "reason": reason}
+
+
+def _tail(output: str) -> str:
+    return "\n".join(output.strip().splitlines()[-15:])
 
 
 # --- one pass -----------------------------------------------------------------------
