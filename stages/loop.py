@@ -148,6 +148,44 @@ def is_new(drift_digest: str, last: dict[str, Any] | None) -> bool:
     return drift_digest not in (last.get("drift_digest"), last.get("drift_after"))
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_stale_dvc_locks(root: Path) -> list[int]:
+    """Drop the entries a killed DVC process left in .dvc/tmp/rwlock (DVC
+    refuses to run while they are there); the pids dropped.
+
+    The file is edited under DVC's own rwlock.lock. An entry of a DVC process
+    still running (one a killed controller started) is an error: the next pass
+    continues once it has finished."""
+    path = root / ".dvc/tmp/rwlock"
+    if not path.is_file():
+        return []
+    with (root / ".dvc/tmp/rwlock.lock").open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        info = json.loads(path.read_text() or "{}")
+        writers = info.get("write", {})
+        readers = info.get("read", {})
+        pids = {e["pid"] for e in writers.values()}
+        pids |= {e["pid"] for entries in readers.values() for e in entries}
+        running = sorted(p for p in pids if alive(p))
+        if running:
+            raise DriftloopError(
+                f"dvc (pid {', '.join(map(str, running))}) is still running in {root}; "
+                "the next pass continues once it has finished"
+            )
+        if pids:
+            write_json(path, {"write": {}, "read": {}})
+        return sorted(pids)
+
+
 # --- commands ---------------------------------------------------------------------
 
 
@@ -272,6 +310,9 @@ def once(root: Path, params: Path) -> dict[str, Any] | None:
     config = runner.load_params(params)
     paths = Paths.of(root, config)
     with locked(paths.state):
+        dropped = clear_stale_dvc_locks(root)
+        if dropped:
+            log.info("loop: cleared DVC locks of stopped processes %s", dropped)
         if paths.journal.is_file():
             pending = json.loads(paths.journal.read_text())
             log.info("loop: finishing the pass a stopped controller left (%s)", pending["action"])

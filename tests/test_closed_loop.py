@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.conftest import sh
+from tests.conftest import env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +102,41 @@ def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
     assert os.readlink(copy / "data/models/champion") == "versions/1"
     assert registry_champion(copy) == "1"
     assert set(timeline["champion_after"].astype(str)) == {"1"}
+
+
+def test_a_controller_killed_mid_retrain_is_finished_by_the_next(copy: Path) -> None:
+    """Kill a controller (and its dvc) in the middle of a retrain; the next pass
+    clears DVC's stale lock, finishes the retrain and logs it once."""
+    sh(["driftloop", "compose", "model=rf"], copy)  # a retrain with real work: rf passes the gate
+    drift = {
+        "batch": "2018-11",
+        "batches": ["2018-11"],
+        "action": "retrain",
+        "deviation_percent": 6.0,
+        "primary": {"metric": "roc_auc", "basis": "realised", "current": 0.91, "reference": 0.97},
+        "evidence": [],
+        "alerts": [],
+    }
+    journal = copy / ".driftloop/acting.json"
+    journal.parent.mkdir()
+    pending = {"started_at": "t", "action": "retrain", "drift": drift, "drift_digest": "d"}
+    journal.write_text(json.dumps(pending | {"champion": "1", "snapshot": None}))
+    first = subprocess.Popen(
+        ["driftloop", "loop", "--once"], cwd=copy, env=env(), start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while (
+        not (copy / ".dvc/tmp/rwlock").is_file()
+        or "train" not in (copy / ".dvc/tmp/rwlock").read_text()
+    ):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert journal.is_file() and not (copy / "reports/loop/decisions.jsonl").exists()
+    sh(["driftloop", "loop", "--once"], copy)
+    decisions = (copy / "reports/loop/decisions.jsonl").read_text().splitlines()
+    assert len(decisions) == 1 and not journal.exists()
+    outcome = json.loads(decisions[0])["outcome"]
+    assert outcome["promoted"] and outcome["champion_after"] == "2"
+    assert os.readlink(copy / "data/models/champion") == "versions/2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,18 @@ def test_queue_status_is_read_by_name() -> None:
         "Worker status: 1 active, 0 idle\n"
     )
     assert queue_status(text) == {"t-1": "Success", "t-2": "Running"}
+
+
+def test_dvc_locks_of_stopped_processes_are_cleared(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    entry = {"pid": gone.pid, "cmd": "dvc repro"}
+    lock = tmp_path / ".dvc/tmp/rwlock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"write": {"/p/out": entry}, "read": {"/p/in": [entry]}}))
+    assert loop.clear_stale_dvc_locks(tmp_path) == [gone.pid]
+    assert json.loads(lock.read_text()) == {"write": {}, "read": {}}
+    running = {"pid": os.getpid(), "cmd": "dvc repro"}
+    lock.write_text(json.dumps({"write": {"/p/out": running}, "read": {}}))
+    with pytest.raises(DriftloopError, match=f"dvc \\(pid {os.getpid()}\\) is still running"):
+        loop.clear_stale_dvc_locks(tmp_path)
