@@ -287,7 +287,9 @@ def run_signals(
         reference,
         analysis,
         frames,
-        nml.Chunking(monitor_cfg.chunk_period, monitor_cfg.chunk_size),
+        nml.Chunking(
+            monitor_cfg.chunk_period, monitor_cfg.chunk_size, monitor_cfg.domain_classifier_rows
+        ),
         (monitor_cfg.continuous_methods, monitor_cfg.categorical_methods),
         metrics_for(config),
     )

@@ -125,6 +125,24 @@ class Frames:
 class Chunking:
     period: str | None = None
     size: int | None = None
+    # rows of each period chunk the domain classifier reads (a seeded sample;
+    # its cross-validated LightGBM costs ~1 s per 5,000 rows per chunk)
+    classifier_rows: int | None = None
+
+    def classifier_sample(self, analysis: pd.DataFrame, frames: Frames) -> pd.DataFrame:
+        """At most ``classifier_rows`` rows of every period chunk, in their order."""
+        if self.size or not self.classifier_rows or frames.timestamp is None:
+            return analysis
+        periods = pd.to_datetime(analysis[frames.timestamp]).dt.to_period(self.period)
+        keys = periods.to_numpy()
+        rng = np.random.default_rng(0)
+        keep = np.zeros(len(analysis), dtype=bool)
+        for key in pd.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            if len(rows) > self.classifier_rows:
+                rows = rng.choice(rows, self.classifier_rows, replace=False)
+            keep[rows] = True
+        return analysis[keep]
 
     def kwargs(self, frames: Frames) -> dict[str, Any]:
         if self.size:
@@ -151,6 +169,7 @@ def monitor(
     """Drift, estimated and realised performance and data quality, chunk by chunk."""
     nml = nannyml()
     chunks = chunking.kwargs(frames)
+    reference, analysis = plain(reference, frames), plain(analysis, frames)
     parts: list[pd.DataFrame] = []
     figures: dict[str, Any] = {}
     with warnings.catch_warnings():
@@ -158,11 +177,29 @@ def monitor(
         warnings.filterwarnings("ignore", message="Too many missing values")
         warnings.filterwarnings("ignore", message="Not enough data to compute realized")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        for name, run in _calculators(nml, frames, chunks, methods, metrics, analysis).items():
+        sampled = chunking.classifier_sample(analysis, frames)
+        calculators = _calculators(nml, frames, chunks, methods, metrics, analysis, sampled)
+        for name, run in calculators.items():
             result = run(reference)
             parts.append(tidy(result).assign(signal=name))
             figures[name] = result
     return Signals(pd.concat(parts, ignore_index=True), figures)
+
+
+def plain(frame: pd.DataFrame, frames: Frames) -> pd.DataFrame:
+    """Features as NannyML's methods read them: pandas' nullable string and
+    boolean columns as objects (chi2 fails on them and NannyML only logs it),
+    nullable numbers as float64 with NaN."""
+    columns = {}
+    for name in frames.features:
+        series = frame[name]
+        if not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+            continue
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            columns[name] = series.astype("float64")
+        else:
+            columns[name] = series.astype(object).where(series.notna(), np.nan)
+    return frame.assign(**columns) if columns else frame
 
 
 def _calculators(
@@ -172,6 +209,7 @@ def _calculators(
     methods: tuple[list[str], list[str]],
     metrics: list[str],
     analysis: pd.DataFrame,
+    sampled: pd.DataFrame,
 ) -> dict[str, Callable[[pd.DataFrame], Any]]:
     continuous, categorical = methods
     features = frames.features
@@ -201,7 +239,7 @@ def _calculators(
                 **chunks,
             )
             .fit(ref)
-            .calculate(analysis)
+            .calculate(sampled)
         ),
         "estimated_performance": lambda ref: (
             _estimator(nml, frames, chunks, metrics, lgbm).fit(ref).estimate(analysis)

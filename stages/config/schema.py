@@ -273,6 +273,8 @@ class MonitorConfig:
     # the newest batches under data/incoming analysed together: with labels a
     # month late, the last two hold the newest labelled and the newest rows
     analysis_batches: int = 2
+    # rows per period chunk the domain classifier reads (null: all of them)
+    domain_classifier_rows: int | None = 10000
     bands: list[DriftBand] = field(default_factory=list)
     continuous_methods: list[str] = field(default_factory=lambda: ["kolmogorov_smirnov"])
     categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])

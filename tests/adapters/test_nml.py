@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -92,3 +93,49 @@ def test_signals_and_report(frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path:
     text = report.read_text()
     assert not re.search(r"<script[^>]*\bsrc=", text) and "<link" not in text
     assert text.count('class="plotly-graph-div"') == len(figures)
+
+
+def test_nullable_string_and_boolean_columns_get_every_method() -> None:
+    """pandas' string and boolean dtypes (what ingest and the log give) made
+    NannyML's chi2 fail, logged and skipped; the adapter hands them over plain."""
+    rng = np.random.default_rng(0)
+
+    def frame(start: str) -> pd.DataFrame:
+        n = 2000
+        return pd.DataFrame(
+            {
+                "timestamp": pd.date_range(start, periods=n, freq="h"),
+                "salary_range": pd.Series(rng.choice(["a", "b"], n), dtype="string"),
+                "repaid_loan_on_prev_car": pd.Series(rng.random(n) < 0.5, dtype="boolean"),
+                "car_value": pd.Series(rng.normal(size=n)).astype("Float64"),
+            }
+        )
+
+    columns = ["salary_range", "repaid_loan_on_prev_car", "car_value"]
+    spec = nml.Frames(
+        "binary", columns, columns[:2], "repaid", "y_pred", "y_pred_proba", "timestamp"
+    )
+    reference, analysis = (nml.plain(frame(s), spec) for s in ("2018-01-01", "2018-07-01"))
+    calculator = nml.nannyml().UnivariateDriftCalculator(
+        column_names=columns,
+        treat_as_categorical=columns[:2],
+        continuous_methods=["kolmogorov_smirnov"],
+        categorical_methods=["chi2"],
+        chunk_period="M",
+        timestamp_column_name="timestamp",
+    )
+    table = nml.tidy(calculator.fit(reference).calculate(analysis))
+    chi2 = table[table["measure"] == "chi2"]
+    assert set(chi2["column"]) == {"salary_range", "repaid_loan_on_prev_car"}
+    assert chi2["value"].notna().all()
+
+
+def test_the_domain_classifier_reads_a_capped_sample_of_each_period() -> None:
+    stamps = pd.date_range("2019-01-01", "2019-03-31 23:00", freq="h")
+    analysis = pd.DataFrame({"timestamp": stamps, "x": range(len(stamps))})
+    sampled = nml.Chunking("M", None, 100).classifier_sample(analysis, FRAMES)
+    months = sampled["timestamp"].dt.month.value_counts().sort_index()
+    assert months.tolist() == [100, 100, 100]
+    assert sampled.index.is_monotonic_increasing
+    assert sampled.equals(nml.Chunking("M", None, 100).classifier_sample(analysis, FRAMES))
+    assert nml.Chunking("M", None, None).classifier_sample(analysis, FRAMES) is analysis
