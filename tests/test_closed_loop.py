@@ -24,7 +24,10 @@ pytestmark = pytest.mark.slow
 
 def simulate(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     sh(["driftloop", "simulate", scenario], root)
-    timeline = pd.read_csv(root / f"reports/simulation/{scenario}/timeline.csv")
+    timeline = pd.read_csv(
+        root / f"reports/simulation/{scenario}/timeline.csv",
+        dtype={"served_by": str, "champion_after": str},
+    )
     lines = (root / "reports/loop/decisions.jsonl").read_text().splitlines()
     return timeline, [json.loads(line) for line in lines]
 
