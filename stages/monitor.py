@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from stages import runner
 from stages.adapters import nml
@@ -261,8 +262,10 @@ def main(args: argparse.Namespace) -> None:
             return
         batches, analysis = found
         names = input_columns(config.data, predictor.plan)
-        reference = scored(read_features(args.holdout, None), predictor, outputs, names, config)
-        analysis = scored(analysis, predictor, outputs, names, config, champion.version)
+        with threadpool_limits(config.monitor.model_threads):
+            holdout = read_features(args.holdout, None)
+            reference = scored(holdout, predictor, outputs, names, config)
+            analysis = scored(analysis, predictor, outputs, names, config, champion.version)
         signals = run_signals(
             config, reference, analysis, frames_spec(config, outputs, predictor.classes)
         )

@@ -134,11 +134,13 @@ class Chunking:
         if self.size or not self.classifier_rows or frames.timestamp is None:
             return analysis
         periods = pd.to_datetime(analysis[frames.timestamp]).dt.to_period(self.period)
-        keys = periods.to_numpy()
+        # integer period ordinals: no Period object per row
+        keys = np.asarray(periods.array.asi8)  # type: ignore[attr-defined]
         rng = np.random.default_rng(0)
         keep = np.zeros(len(analysis), dtype=bool)
-        for key in pd.unique(keys):
-            rows = np.flatnonzero(keys == key)
+        order = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(keys[order]) != 0])
+        for rows in np.split(order, starts[1:]):
             if len(rows) > self.classifier_rows:
                 rows = rng.choice(rows, self.classifier_rows, replace=False)
             keep[rows] = True

@@ -275,6 +275,8 @@ class MonitorConfig:
     analysis_batches: int = 2
     # rows per period chunk the domain classifier reads (null: all of them)
     domain_classifier_rows: int | None = 10000
+    # OpenMP/BLAS threads when the stage scores rows with the champion
+    model_threads: int = 1
     bands: list[DriftBand] = field(default_factory=list)
     continuous_methods: list[str] = field(default_factory=lambda: ["kolmogorov_smirnov"])
     categorical_methods: list[str] = field(default_factory=lambda: ["chi2"])
