@@ -149,13 +149,19 @@ def is_new(drift_digest: str, last: dict[str, Any] | None) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """A running process (a killed one waiting to be reaped, a zombie, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def clear_stale_dvc_locks(root: Path) -> list[int]:

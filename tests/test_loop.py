@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,13 @@ def test_dvc_locks_of_stopped_processes_are_cleared(tmp_path: Path) -> None:
     lock.write_text(json.dumps({"write": {"/p/out": running}, "read": {}}))
     with pytest.raises(DriftloopError, match=f"dvc \\(pid {os.getpid()}\\) is still running"):
         loop.clear_stale_dvc_locks(tmp_path)
+
+
+def test_a_killed_process_not_yet_reaped_is_not_running() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert loop.alive(child.pid)
+    child.kill()
+    time.sleep(0.5)  # killed, not waited for: a zombie
+    assert not loop.alive(child.pid)
+    child.wait()
+    assert not loop.alive(child.pid)
