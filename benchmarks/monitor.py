@@ -358,15 +358,21 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
+def run_files(tag: str) -> tuple[Path, Path, Path]:
+    """A fresh output folder, the log folder and a cleared result file for one run."""
+    out, logs = fresh_dir(DATA / "out" / tag), DATA / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    result_file = logs / f"{tag}.json"
+    result_file.unlink(missing_ok=True)
+    return out, logs, result_file
+
+
 def stage_run(rows: int, incoming: Path, index: int, timeout: float) -> Result:
     """The stage as DVC runs it, in a fresh process under the timing wrapper."""
     from benchmarks.featurize import supervise
 
     tag = f"stage-{rows}-{index}"
-    out, logs = fresh_dir(DATA / "out" / tag), DATA / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
-    result_file.unlink(missing_ok=True)
+    out, logs, result_file = run_files(tag)
     command = [sys.executable, "-c", WRAPPER, str(result_file), driftloop(), "monitor"]
     command += stage_arguments(incoming, out)
     code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
@@ -386,10 +392,7 @@ def nannyml_run(rows: int, incoming: Path, index: int, timeout: float) -> Result
     from benchmarks.featurize import supervise
 
     tag = f"nannyml-{rows}-{index}"
-    out, logs = fresh_dir(DATA / "out" / tag), DATA / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
-    result_file.unlink(missing_ok=True)
+    out, logs, result_file = run_files(tag)
     command = [sys.executable, "-m", "benchmarks.monitor", "--child", "--incoming",
                str(incoming), "--output", str(out), "--result", str(result_file)]  # fmt: skip
     code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
