@@ -120,9 +120,11 @@ def run_sweep(paths: loop.Paths, drift: dict[str, Any], config: DriftloopConfig)
     loop.run(["dvc", "queue", "start", "-j", str(setup.jobs)], root)
     wait(root, trials)
     collect(root, trials)
-    score_newest(root, trials, config)
+    newest = newest_labelled(root / "data/incoming" / config.data.name, config)
+    if newest is not None:
+        score_newest(root, trials, newest[1])
     review = paths.reports / f"review-{drift['batch']}.md"
-    best = write_review(review, trials, drift, config, root)
+    best = write_review(review, trials, drift, config, root, newest)
     return {
         "done": "experiments",
         "queued": len(trials),
@@ -162,7 +164,7 @@ def git_show(root: Path, rev: str, path: str) -> str:
     return loop.run(["git", "show", f"{rev}:{path}"], root).stdout
 
 
-def cached_model(root: Path, rev: str, config: DriftloopConfig) -> Any:
+def cached_model(root: Path, rev: str) -> Any:
     """The candidate model an experiment trained, from the DVC cache."""
     lock = yaml.safe_load(git_show(root, rev, "dvc.lock"))
     outs = lock["stages"]["train"]["outs"]
@@ -211,23 +213,22 @@ def metric_on(model: Any, config: DriftloopConfig, rows: pd.DataFrame) -> float:
     return metrics[config.monitor.primary_metric]
 
 
-def score_newest(root: Path, trials: list[Trial], config: DriftloopConfig) -> None:
-    found = newest_labelled(root / "data/incoming" / config.data.name, config)
-    if found is None:
-        return
-    _, rows = found
+def score_newest(root: Path, trials: list[Trial], rows: pd.DataFrame) -> None:
     for trial in trials:
         if trial.status == "Success" and trial.rev is not None:
-            model = cached_model(root, trial.rev, config)
-            trial.newest = metric_on(model, trial_config(root, trial.rev), rows)
+            trial_cfg = trial_config(root, trial.rev)
+            trial.newest = metric_on(cached_model(root, trial.rev), trial_cfg, rows)
 
 
 def write_review(
-    path: Path, trials: list[Trial], drift: dict[str, Any], config: DriftloopConfig, root: Path
+    path: Path,
+    trials: list[Trial],
+    drift: dict[str, Any],
+    config: DriftloopConfig,
+    root: Path,
+    found: tuple[str, pd.DataFrame] | None,
 ) -> str | None:
     metric = config.monitor.primary_metric
-    incoming = root / "data/incoming" / config.data.name
-    found = newest_labelled(incoming, config)
     champion = load_champion(root / "data/models/champion")
     base = metric_on(champion.model, config, found[1]) if found else None
     order = ranked(trials, metric)

@@ -40,6 +40,7 @@ from stages import lineage, runner, snapshot
 from stages.config.schema import DriftloopConfig
 from stages.errors import DriftloopError
 from stages.outputs import write_json
+from stages.promote import current_version
 
 log = logging.getLogger("driftloop")
 GATE_REFUSED = "model gate refused the candidate"
@@ -229,8 +230,7 @@ def track_batches(paths: Paths) -> list[str]:
 
 
 def champion_version(root: Path) -> str | None:
-    card = root / "data/models/champion/card.json"
-    return str(json.loads(card.read_text()).get("version")) if card.is_file() else None
+    return current_version(root / "data/models")
 
 
 # --- actions ----------------------------------------------------------------------
