@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from stages.adapters import nml
 from stages.config.schema import ColumnType, DataConfig, DriftloopConfig, Problem, SourceKind
 from stages.errors import ConfigError, DataError, DriftloopError
 from stages.evaluate import compute_metrics
-from stages.ingest import conform
+from stages.ingest import conform, load_source
 from stages.outputs import atomic_file
 from stages.predictor import Outputs
 
@@ -185,12 +185,9 @@ def analysis_months(data: DataConfig, min_rows: int) -> list[tuple[str, pd.DataF
     (months with fewer than ``min_rows`` rows, partial edges, are left out)."""
     if data.source.kind is not SourceKind.nannyml or data.source.dataset is None:
         raise ConfigError("simulate replays a nannyml data set's analysis period: data.source")
-    file, targets = nml.packaged_files(data.source.dataset, "analysis")
-    frame = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
-    if targets is not None:
-        labels = pd.read_csv(targets) if targets.suffix == ".csv" else pd.read_parquet(targets)
-        frame = frame.merge(labels, on=data.columns.id, how="left")
-    typed = conform(frame, data, str(file))
+    analysis = replace(data, source=replace(data.source, part="analysis"))
+    frame, name = load_source(analysis, Path(data.source.path or "."))
+    typed = conform(frame, data, name)
     stamp = data.columns.timestamp
     if stamp is None:
         raise ConfigError("simulate needs data.columns.timestamp to replay months")
