@@ -38,6 +38,13 @@ rows go to the peer's /invocations.
 Memory: a thread polls each server's process tree (psutil); the peak of the
 summed RSS and each process's VmHWM are reported. Every process the benchmark
 starts is stopped by pid, also on failure. Results: benchmarks/results/serve.md.
+
+Workers: ``python -m benchmarks.serve --compare-workers 2`` runs only ours, with
+1 worker and with ``--workers 2`` side by side (same model, same wrk settings,
+warm-up, then the measured runs alternating, median of ``--repeats``), and
+writes benchmarks/results/serve_workers.md. /metrics of the several-worker
+server is merged over its workers (prometheus_client's multiprocess mode), so
+the server time and rows per model call are over all of them.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ from stages.train import CARD_FILE, model_input
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serve.md"
+WORKERS_RESULTS = ROOT / "benchmarks" / "results" / "serve_workers.md"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 THREADS, CONNECTIONS = 2, 32
@@ -328,17 +336,23 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def ours(folder: Path) -> Server:
+def ours(folder: Path, workers: int = 1) -> Server:
     port = free_port()
     command = [
         str(BIN / "driftloop"), "serve", "--params", str(ROOT / "params.yaml"),
-        "--models", str(ROOT / "data" / "models"), "--log-dir", str(folder / "prediction_log"),
-        "--port", str(port),
+        "--models", str(ROOT / "data" / "models"), "--log-dir", str(log_folder(folder, workers)),
+        "--port", str(port), *(["--workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
     env = base_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # ours reads the local champion, not the registry
-    return Server("driftloop serve", command, env, port, "/predict", "/ready",
-                  folder / "ours.log")  # fmt: skip
+    name = "driftloop serve" + (f" --workers {workers}" if workers > 1 else "")
+    log = folder / ("ours.log" if workers == 1 else f"ours-{workers}.log")
+    return Server(name, command, env, port, "/predict", "/ready", log)
+
+
+def log_folder(folder: Path, workers: int) -> Path:
+    """Ours' prediction log: one per server."""
+    return folder / ("prediction_log" if workers == 1 else f"prediction_log-{workers}")
 
 
 def peer(folder: Path, cfg: DriftloopConfig, omp_threads: int | None = None) -> Server:
@@ -831,6 +845,131 @@ def method_notes() -> list[str]:
     ]
 
 
+# --- workers: one process against several -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    waited: str
+    load: float
+    code: str
+    wrk: str
+    card: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkersResult:
+    servers: list[Server]
+    runs: list[LoadRun]
+    ready: dict[str, float]
+    logged: dict[str, tuple[int, int, float]]  # rows, files, records scored
+
+
+WORKERS_HEADER = [
+    "server", "requests/s", "p50", "p90", "p99", "max", "errors", "ratio vs 1 worker",
+    "server CPU (cores)", "wrk CPU (cores)", "others (cores)", "peak RSS (tree)",
+]  # fmt: skip
+
+
+def live_workers(port: int) -> int:
+    """How many processes /metrics lists as serving a model (merged over the workers)."""
+    return sum(
+        1
+        for key, value in scrape(port).items()
+        if key.startswith("driftloop_model_info{") and value
+    )
+
+
+def wait_workers(server: Server, workers: int) -> None:
+    """Each worker loads the model on its own: wait until all of them serve."""
+    deadline = time.perf_counter() + READY_SECONDS
+    while time.perf_counter() < deadline:
+        if live_workers(server.port) >= workers:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{server.name}: fewer than {workers} workers serve:\n{server.log_tail()}")
+
+
+def compare_workers(body: bytes, wrk: str, folder: Path, args: argparse.Namespace) -> WorkersResult:
+    counts = [1, args.compare_workers]
+    servers = [ours(folder, n) for n in counts]
+    script = lua_script(folder / "ours-post.lua", body)
+    with running(servers) as ready:
+        wait_workers(servers[1], counts[1])
+        runs, _, _ = single_load(servers, wrk, {s.name: script for s in servers}, args)
+        scored = [scrape(s.port).get("driftloop_batch_rows_sum", 0.0) for s in servers]
+    logged = {
+        s.name: (*logged_rows(log_folder(folder, n)), done)
+        for s, n, done in zip(servers, counts, scored, strict=True)
+    }
+    return WorkersResult(servers, runs, ready, logged)
+
+
+def workers_main(start: Start, body: bytes, args: argparse.Namespace) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="driftloop-serve-workers-"))
+    try:
+        result = compare_workers(body, start.wrk, folder, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return workers_report(start, result, args)
+
+
+def workers_table(result: WorkersResult) -> list[str]:
+    base = median_run(result.runs, result.servers[0].name).wrk["rps"]
+    rows = []
+    for server in result.servers:
+        run = median_run(result.runs, server.name)
+        w = run.wrk
+        assert server.watch is not None
+        rows.append([
+            server.name, f"{w['rps']:,.0f}", ms(w["p50"]), ms(w["p90"]), ms(w["p99"]),
+            ms(w["max"]), f"{run.errors:,}", f"{w['rps'] / base:.2f}x", f"{run.server_cpu:.2f}",
+            f"{run.wrk_cpu:.2f}", f"{run.other_cpu:.2f}", mib(server.watch.peak),
+        ])  # fmt: skip
+    return markdown(rows, WORKERS_HEADER)
+
+
+def workers_report(start: Start, result: WorkersResult, args: argparse.Namespace) -> str:
+    one, many = result.servers
+    lines = [f"# serve benchmark: `{one.name}` against `{many.name}`", ""]
+    lines += [f"Single-record requests, wrk -t{THREADS} -c{CONNECTIONS} -d{args.duration}s, "
+              f"median of {args.repeats} runs by requests/s, both servers up side by side, "
+              "the measured runs alternating:", ""]  # fmt: skip
+    lines += workers_table(result)
+    lines += ["", f"- Runs, requests/s: {one.name}: {rps_list(result.runs, one.name)}; "
+              f"{many.name}: {rps_list(result.runs, many.name)}."]  # fmt: skip
+    lines += ["", "## Every run", "", *[f"- {run_line(run)}" for run in result.runs]]
+    lines += ["", "## Notes", "", *workers_notes(start, result), *[memory_note(s) for s in
+              result.servers]]  # fmt: skip
+    lines += ["", "## Exact commands (ports of this run)", ""]
+    lines += command_notes(result.servers, start.wrk, args)
+    return "\n".join(lines) + "\n"
+
+
+def workers_notes(start: Start, result: WorkersResult) -> list[str]:
+    command = " ".join(["python -m benchmarks.serve", *sys.argv[1:]])
+    logged = [
+        f"{name}: {rows:,} rows in {files} files, {scored:,.0f} records scored"
+        + (" - every record logged" if rows == scored else " - MISMATCH")
+        for name, (rows, files, scored) in result.logged.items()
+    ]
+    return [
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; command: `{command}`; "
+        f"code: {start.code}.",
+        f"- Machine: {machine(start.load)}. wrk runs on the same cores as the servers; the "
+        f"cores other tenants kept busy are listed per run. Before the run: {start.waited}.",
+        f"- Versions: {versions(start.wrk)}.",
+        f"- Model: champion version {start.card.get('version')} ({start.card.get('model')}); "
+        "both servers read data/models/champion, conf/serve's defaults otherwise (micro-batching "
+        "per worker, a prediction log per server, written by every worker). Startup to ready "
+        "(first worker): " + ", ".join(f"{n} {s:.1f} s" for n, s in result.ready.items()) + ".",
+        f"- Prediction log (read after shutdown): {'; '.join(logged)}.",
+        "- server CPU: CPU seconds of the server's process tree (uvicorn's parent and its "
+        "workers) during the run / wall seconds; wrk CPU likewise; others: the machine's busy "
+        "time minus both.",
+    ]
+
+
 # --- entry point ----------------------------------------------------------------------
 
 
@@ -874,7 +1013,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-omp-peer", dest="omp_peer", action="store_false",
         help="leave out the extra peer run with OMP_NUM_THREADS=1",
     )  # fmt: skip
-    parser.add_argument("--no-write", action="store_true", help="print only; keep serve.md")
+    parser.add_argument(
+        "--compare-workers", type=int, metavar="N",
+        help="instead: ours with 1 worker against ours with N workers; serve_workers.md",
+    )  # fmt: skip
+    parser.add_argument("--no-write", action="store_true", help="print only; keep the results")
     return parser.parse_args(argv)
 
 
@@ -967,6 +1110,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load(ROOT / "params.yaml")
     card = champion_card()
     body = payloads(cfg, card)
+    if args.compare_workers:
+        start = Start(waited, load_start, code, wrk, card)
+        write(WORKERS_RESULTS, workers_main(start, body.ours_one, args), args)
+        return
     champion = registered(cfg)
     reference = registry_proba(champion.model, body.peer_many)
     folder = Path(tempfile.mkdtemp(prefix="driftloop-serve-bench-"))
@@ -985,9 +1132,13 @@ def main(argv: list[str] | None = None) -> None:
         after=versions_after(cfg, result["batches"][0]),
     )  # fmt: skip
     text = report(ctx, servers, result["runs"], result["metrics"], result["batches"], args)
+    write(RESULTS, text, args)
+
+
+def write(path: Path, text: str, args: argparse.Namespace) -> None:
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     print(text)
 
 

@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
             watcher.cancel()
             await service.batcher.stop()
             service.log.close()
+            service.metrics.close()
             limits.restore_original_limits()
             gc.unfreeze()
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stages import runner
 from stages.config.compose import find_root
 from stages.errors import DriftloopError
+from stages.serve.metrics import MULTIPROC_ENV
 from stages.serve.service import Settings
 from stages.train import MODEL_FILE
 
@@ -54,14 +59,38 @@ def main(args: argparse.Namespace) -> None:
     host, port = args.host or serve.host, args.port if args.port is not None else serve.port
     workers = args.workers or serve.workers
     log.info("serve: http://%s:%s (%d worker(s)); docs at /docs", host, port, workers)
-    uvicorn.run(
-        "stages.serve.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=args.access_log,
-        log_level="info",
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-    )
+    with shared_metrics(workers):
+        uvicorn.run(
+            "stages.serve.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=args.access_log,
+            log_level="info",
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=30,
+        )
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh empty folder for prometheus_client's multiprocess
+    mode, named in the environment the workers inherit, removed when the server stops.
+
+    uvicorn spawns its workers: they import prometheus_client after this is set."""
+    if workers <= 1:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="driftloop-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder
+    log.info("serve: metrics of all workers are merged through %s", folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)

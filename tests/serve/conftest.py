@@ -101,6 +101,20 @@ def get(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+def scrape(url: str) -> dict[str, float]:
+    """/metrics on a new connection: 'name{labels in name order}' -> value."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            name, _, labels = series.partition("{")
+            pairs = sorted(labels.rstrip("}").split(",")) if labels else []
+            out[name + ("{" + ",".join(pairs) + "}" if pairs else "")] = float(value)
+    return out
+
+
 class Server:
     """`driftloop serve` as a real uvicorn process on a free loopback port."""
 

@@ -78,11 +78,13 @@ def run(
 class Background:
     """``run`` in a thread for the length of a ``with`` block; ``tally`` after it."""
 
-    def __init__(self, port: int, record: Any, threads: int) -> None:
+    def __init__(self, port: int, record: Any, threads: int, keepalive: bool = True) -> None:
         self.stop = threading.Event()
         self.result: list[Tally] = []
         self.thread = threading.Thread(
-            target=lambda: self.result.append(run(port, record, threads, self.stop))
+            target=lambda: self.result.append(
+                run(port, record, threads, self.stop, keepalive=keepalive)
+            )
         )
 
     def __enter__(self) -> Background:

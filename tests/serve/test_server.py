@@ -1,10 +1,14 @@
 """The service as a real uvicorn process: answers, a lossless prediction log
-through SIGTERM, and hot reload under load with zero failed requests."""
+through SIGTERM, hot reload under load with zero failed requests, and the same
+with two worker processes: exact merged metrics, one lossless log, every worker
+on the new champion."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +18,16 @@ import pytest
 from stages.promote import point_champion
 from tests.conftest import ROOT, sh
 from tests.serve import load
-from tests.serve.conftest import get
+from tests.serve.conftest import get, scrape
 from tests.serve.test_app import EXAMPLE
 
 pytestmark = pytest.mark.slow
+PREDICT = 'path="/predict"'
+# one worker: no pid label
+INFO = re.compile(r'driftloop_model_info\{(?:pid="(\d+)",)?version="([^"]*)"\}')
+# seconds from pointing a new champion until every worker serves it: the poll
+# interval (serve.reload_seconds, 1 s) plus loading and probing, on a busy machine
+RELOAD_BOUND = 15.0
 
 
 def test_serve_answers_and_reports(server_factory: Any, models: Path, tmp_path: Path) -> None:
@@ -47,33 +57,120 @@ def test_every_answered_prediction_is_logged_after_sigterm(
     assert not list(log_dir.glob(".*.tmp"))
 
 
-def test_two_workers_write_one_log_without_losing_rows(
+def test_two_workers_count_and_log_every_request(
     server_factory: Any, models: Path, tmp_path: Path
 ) -> None:
     log_dir = tmp_path / "log"
-    server = server_factory(ROOT, models, log_dir, "--workers", "2")
+    server = start_workers(server_factory, models, log_dir, 2)
     records = [EXAMPLE] * 2
     tally = load.run(server.port, records, 6, threading.Event(), limit=150, keepalive=False)
     assert not tally.errors and tally.ok == 900
-    server.terminate()
+    rows = 2 * 900
+    logged = "driftloop_prediction_log_rows_total"
+    wait_for(lambda: scrape(server.url).get(logged) == rows, timeout=20)
+    for _ in range(6):  # new connections: either worker answers, each sees the same totals
+        metrics = scrape(server.url)
+        assert_counts(metrics, requests=900, rows=rows)
+        assert metrics[logged] == rows
+        assert sorted(model_info(metrics).values()) == ["1", "1"]
+    out = server.terminate()
+    assert out.count("Application shutdown complete.") == 2
     table = pq.read_table(log_dir)
-    assert table.num_rows == 2 * 900
-    writers = {name.name.split("-")[2] for name in log_dir.glob("part-*.parquet")}
-    assert len(writers) == 2  # both worker processes wrote their own files (900 connections)
+    assert table.num_rows == rows
+    assert len(table.column("request_id").unique()) == 900
+    # both workers wrote their own files into the one log
+    assert writers(log_dir) == set(model_info(metrics))
 
 
+def assert_counts(metrics: dict[str, float], requests: int, rows: int) -> None:
+    """Every /predict request counted once over all workers; histograms agree."""
+    counted = {k for k in metrics if k.startswith("driftloop_requests_total{") and PREDICT in k}
+    assert counted == {f'driftloop_requests_total{{{PREDICT},status="200"}}'}
+    assert metrics[f'driftloop_requests_total{{{PREDICT},status="200"}}'] == requests
+    assert metrics[f"driftloop_request_seconds_count{{{PREDICT}}}"] == requests
+    buckets = [
+        v for k, v in metrics.items() if k.startswith("driftloop_request_seconds_bucket{")
+        and PREDICT in k
+    ]  # fmt: skip
+    assert buckets == sorted(buckets) and buckets[-1] == requests
+    assert metrics["driftloop_batch_rows_sum"] == rows
+    calls = metrics["driftloop_batch_rows_count"]
+    assert 0 < calls <= requests and metrics['driftloop_batch_rows_bucket{le="+Inf"}'] == calls
+    assert metrics["driftloop_prediction_score_count"] == rows
+
+
+def start_workers(server_factory: Any, models: Path, log_dir: Path, workers: int) -> Any:
+    """`driftloop serve --workers N`, once every worker serves (each reports its pid)."""
+    server = server_factory(ROOT, models, log_dir, "--workers", str(workers))
+    wait_for(lambda: len(model_info(scrape(server.url))) == workers, timeout=60)
+    return server
+
+
+def model_info(metrics: dict[str, float]) -> dict[str, str]:
+    """pid ("" with one worker) -> the version that worker serves (value 1)."""
+    found = {}
+    for key, value in metrics.items():
+        match = INFO.fullmatch(key)
+        if match and value == 1:
+            found[match.group(1) or ""] = match.group(2)
+    return found
+
+
+def writers(log_dir: Path) -> set[str]:
+    """The pids in the prediction log's file names."""
+    return {name.name.split("-")[2] for name in log_dir.glob("part-*.parquet")}
+
+
+def wait_for(done: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``done()``; fails after ``timeout``."""
+    start = time.monotonic()
+    while not done():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not done after {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_hot_reload_reaches_every_worker(server_factory: Any, models: Path, tmp_path: Path) -> None:
+    server = start_workers(server_factory, models, tmp_path / "log", 2)
+    with load.Background(server.port, EXAMPLE, threads=4, keepalive=False) as generator:
+        time.sleep(1.0)
+        point_champion(models, "2")
+        took = wait_for(
+            lambda: sorted(model_info(scrape(server.url)).values()) == ["2", "2"], RELOAD_BOUND
+        )
+    print(f"every worker served version 2 {took:.1f} s after the switch")
+    assert not generator.tally.errors, generator.tally.errors[:5]
+    after = load.run(server.port, EXAMPLE, 4, threading.Event(), limit=50, keepalive=False)
+    assert after.ok == 200 and not after.errors
+    assert {version for answers in after.versions for _, version in answers} == {"2"}
+    for _ in range(4):
+        metrics = scrape(server.url)
+        assert sorted(model_info(metrics).values()) == ["2", "2"]
+        assert not [
+            k for k in metrics if k.startswith("driftloop_model_info") and 'version="1"' in k
+        ]
+        assert metrics['driftloop_model_reloads_total{outcome="loaded"}'] == 4
+    server.terminate()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_during_load_loses_no_answered_prediction(
-    server_factory: Any, models: Path, tmp_path: Path
+    server_factory: Any, models: Path, tmp_path: Path, workers: int
 ) -> None:
     log_dir = tmp_path / "log"
-    server = server_factory(ROOT, models, log_dir)
-    with load.Background(server.port, EXAMPLE, threads=6) as generator:
+    server = start_workers(server_factory, models, log_dir, workers)
+    # one worker: keep-alive connections; two: a new connection per request, so both get some
+    with load.Background(server.port, EXAMPLE, 6, keepalive=workers == 1) as generator:
         time.sleep(3.0)
-        server.terminate()  # while requests are in flight
+        out = server.terminate()  # while requests are in flight
+    assert out.count("Application shutdown complete.") == workers
     tally = generator.tally
-    logged = set(pq.read_table(log_dir).column("request_id").to_pylist())
+    logged = pq.read_table(log_dir).column("request_id").to_pylist()
     assert tally.ok > 100
-    assert set(tally.request_ids) <= logged  # every answer the clients got is in the log
+    assert set(tally.request_ids) <= set(logged)  # every answer the clients got is in the log
+    assert len(logged) == len(set(logged))  # and logged once
+    assert len(writers(log_dir)) == workers
 
 
 def test_hot_reload_under_load_without_errors(
