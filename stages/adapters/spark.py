@@ -62,6 +62,7 @@ def session(cfg: SparkConfig) -> SparkSession:
         "spark.sql.files.minPartitionNum": "1",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(cfg.arrow_batch_rows),
+        **executor_settings(cfg),
         **cfg.conf,
     }
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
@@ -70,6 +71,16 @@ def session(cfg: SparkConfig) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def executor_settings(cfg: SparkConfig) -> dict[str, str]:
+    """The executor sizes conf/spark sets; unset ones stay Spark's defaults."""
+    sizes = {
+        "spark.executor.cores": cfg.executor_cores,
+        "spark.executor.memory": cfg.executor_memory,
+        "spark.cores.max": cfg.cores_max,
+    }
+    return {key: str(value) for key, value in sizes.items() if value is not None}
 
 
 # --- feature expressions -> Spark columns ---------------------------------------
@@ -190,7 +201,8 @@ def write_routed(
     """
     for folder in targets.values():
         folder.mkdir(parents=True, exist_ok=True)
-    names = {name: str(folder) for name, folder in targets.items()}
+    # absolute: a cluster's executors run in working folders of their own
+    names = {name: str(folder.resolve()) for name, folder in targets.items()}
 
     def write_split(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
         from pyspark import TaskContext

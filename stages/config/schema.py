@@ -312,6 +312,11 @@ class SparkConfig:
     # output files, do not depend on how many cores the cluster has
     max_partition_bytes: str = "16m"
     arrow_batch_rows: int = 65536
+    # on a cluster (null: Spark's default; a local master ignores them): cores
+    # and JVM heap of each executor, and the most cores the application takes
+    executor_cores: int | None = None
+    executor_memory: str | None = None
+    cores_max: int | None = None
     # any further spark.* settings, passed through unchanged
     conf: dict[str, str] = field(default_factory=dict)
 

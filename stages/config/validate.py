@@ -6,6 +6,7 @@ Each problem names the group file and the key, e.g.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from stages.config.schema import (
@@ -17,7 +18,9 @@ from stages.config.schema import (
     FeaturesConfig,
     MonitorConfig,
     ServeConfig,
+    SparkConfig,
     SplitKind,
+    TrackingConfig,
 )
 from stages.errors import ConfigError
 from stages.features.expressions import ExpressionError, Kind, parse_all
@@ -35,6 +38,8 @@ def validate(config: DriftloopConfig, where: Where) -> None:
         ("monitor", lambda: check_monitor(config.monitor)),
         ("serve", lambda: check_serve(config.serve)),
         ("batch", lambda: check_batch(config.batch)),
+        ("spark", lambda: check_spark(config.spark)),
+        ("tracking", lambda: check_tracking(config.tracking)),
     ]
     for group, check in checks:
         try:
@@ -183,3 +188,47 @@ def check_batch(batch: BatchConfig) -> None:
         value = getattr(batch, key)
         if value < 1:
             raise ConfigError(f"batch.{key}: must be at least 1, got {value}")
+
+
+# local, local[N], local[*], local[N,F]; spark://HOST:PORT[,HOST:PORT...]; yarn; k8s://URL
+SPARK_MASTERS = re.compile(
+    r"local(\[(\d+|\*)(,\d+)?\])?|spark://[^\s:/,]+:\d+(,[^\s:/,]+:\d+)*|yarn|k8s://\S+"
+)
+# a JVM memory size as Spark reads it: 512m, 2g, 1024k
+MEMORY_SIZE = re.compile(r"\d+[kmgtp]?b?", re.IGNORECASE)
+
+
+def check_spark(spark: SparkConfig) -> None:
+    if not SPARK_MASTERS.fullmatch(spark.master):
+        raise ConfigError(
+            f"spark.master: '{spark.master}' is not a Spark master URL "
+            "(local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT)"
+        )
+    for key in ("executor_cores", "cores_max"):
+        value = getattr(spark, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"spark.{key}: must be at least 1, got {value}")
+    if spark.executor_memory is not None and not MEMORY_SIZE.fullmatch(spark.executor_memory):
+        raise ConfigError(
+            f"spark.executor_memory: '{spark.executor_memory}' is not a memory size (e.g. 1g, 512m)"
+        )
+    cores, most = spark.executor_cores, spark.cores_max
+    if cores is not None and most is not None and most < cores:
+        raise ConfigError(
+            f"spark.cores_max: {most} is below spark.executor_cores {cores}: "
+            "no executor could start"
+        )
+
+
+# what MLflow accepts as a tracking URI: a server, a database, a folder
+TRACKING_SCHEMES = ("http://", "https://", "sqlite:///", "postgresql", "mysql", "mssql", "file:")
+
+
+def check_tracking(tracking: TrackingConfig) -> None:
+    uri = tracking.uri
+    if uri is not None and not uri.startswith(TRACKING_SCHEMES):
+        raise ConfigError(
+            f"tracking.uri: '{uri}' is not a tracking URI (http://HOST:PORT of an "
+            "`mlflow server`, or sqlite:///, postgresql://, file:); null means the "
+            "embedded store in the project"
+        )
