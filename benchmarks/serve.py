@@ -59,7 +59,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -84,6 +83,7 @@ from stages.adapters import nml, tracking
 from stages.config.compose import load
 from stages.config.schema import ColumnType, DriftloopConfig
 from stages.featurize import featurize_pandas, plan
+from stages.net import free_port
 from stages.predictor import input_columns
 from stages.train import CARD_FILE, model_input
 
@@ -320,13 +320,6 @@ class Server:
                 with suppress(psutil.Error):
                     left.kill()
         self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def base_env() -> dict[str, str]:

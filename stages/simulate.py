@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from stages.config.schema import ColumnType, DataConfig, DriftloopConfig, Proble
 from stages.errors import ConfigError, DataError, DriftloopError
 from stages.evaluate import compute_metrics
 from stages.ingest import conform, load_source
+from stages.net import free_port
 from stages.outputs import atomic_file
 from stages.predictor import Outputs
 
@@ -219,9 +219,7 @@ class Service:
     """`driftloop serve` in the project, on a free loopback port."""
 
     def __init__(self, root: Path, output: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         output.parent.mkdir(parents=True, exist_ok=True)
         self._out = output.open("w")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from stages.net import free_port
 from tests.conftest import BIN, env, sh
 
 pytestmark = pytest.mark.slow
@@ -61,13 +61,6 @@ def test_rollback_moves_the_champion_back(copy: Path) -> None:
     assert str(client(copy).get_model_version_by_alias("driftloop", "champion").version) == "1"
     again = sh(["driftloop", "rollback"], copy, check=False)
     assert again.returncode == 1 and "nothing to roll back to" in again.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture()

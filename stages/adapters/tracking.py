@@ -3,6 +3,10 @@
 The embedded default is a SQLite store (``mlflow.db``) and an artifact folder
 (``mlruns/``) at the project root; ``tracking.uri`` points at a shared
 ``mlflow server`` instead.
+
+Experiments that `dvc exp run --queue` runs in temporary copies of the project
+track into the project's own embedded store: DVC names the project in
+``DVC_ROOT``.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ CHAMPION = "champion"
 HOLDOUT_TAG = "driftloop.holdout."
 
 
+def store_root(root: Path) -> Path:
+    """Where the embedded store lives: the project, also for a queued experiment
+    running in a temporary copy (DVC sets DVC_ROOT to the project there)."""
+    project = os.environ.get("DVC_ROOT")
+    return Path(project).resolve() if project else root.resolve()
+
+
 def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
-    return cfg.uri or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    return cfg.uri or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def configure(cfg: TrackingConfig, root: Path) -> None:
@@ -36,7 +47,7 @@ def configure(cfg: TrackingConfig, root: Path) -> None:
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        location = None if cfg.uri else (root / "mlruns").resolve().as_uri()
+        location = None if cfg.uri else (store_root(root) / "mlruns").as_uri()
         mlflow.create_experiment(cfg.experiment, artifact_location=location)
     mlflow.set_experiment(cfg.experiment)
 

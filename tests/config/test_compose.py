@@ -126,3 +126,12 @@ def test_hand_edited_params_with_bad_type_fail_on_load(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"params\.yaml.*features\.split\.holdout_fraction"):
         load(tmp_path / "params.yaml")
+
+
+def test_tracking_server_option_and_a_bad_uri(tmp_path: Path) -> None:
+    uri = "http://mlflow.internal:5000"
+    chosen = compose(ROOT, tmp_path / "params.yaml", ["tracking=server", f"tracking.uri={uri}"])
+    assert chosen.tracking.uri == uri
+    assert compose(ROOT, tmp_path / "params.yaml", []).tracking.uri is None  # embedded default
+    with pytest.raises(ConfigError, match=r"^conf/tracking/server\.yaml: tracking\.uri: 'mlflow"):
+        compose(ROOT, tmp_path / "params.yaml", ["tracking=server", "tracking.uri=mlflow:5000"])

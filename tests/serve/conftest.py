@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,7 @@ import pytest
 from stages.config.schema import DriftloopConfig
 from stages.featurize import featurize_pandas, plan
 from stages.ingest import conform, load_source
+from stages.net import free_port
 from stages.promote import point_champion
 from stages.serve.app import create_app
 from stages.serve.service import Settings
@@ -85,12 +85,6 @@ def settings(config: DriftloopConfig, models: Path, tmp_path: Path) -> Settings:
 @pytest.fixture()
 def app(settings: Settings) -> Any:
     return create_app(settings)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, dict[str, Any]]:

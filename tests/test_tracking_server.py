@@ -1,0 +1,161 @@
+"""MLflow on a shared server: a real `mlflow server` on loopback with a
+PostgreSQL backend store (Debian's postgresql) and a proxied artifact folder.
+The project is switched to it by config only (`tracking=server`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stages import experiments, loop, runner
+from tests.conftest import BIN, env, sh
+from tests.tracking_server import TrackingServer, temporary_folder, tracking_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[TrackingServer]:
+    with temporary_folder() as folder, tracking_server(folder) as started:
+        yield started
+
+
+def use_server(root: Path, server: TrackingServer, experiment: str, max_rows: int | None) -> None:
+    """Switch the project to the server the way a team does: in conf/ (what
+    `dvc exp run -S` composes again for every experiment), then compose."""
+    defaults = root / "conf/config.yaml"
+    text = defaults.read_text()
+    assert "  - tracking: local\n" in text
+    defaults.write_text(text.replace("  - tracking: local\n", "  - tracking: server\n"))
+    edit_yaml(
+        root / "conf/tracking/server.yaml",
+        {"uri": server.uri, "experiment": experiment, "registered_model": experiment},
+    )
+    # a small training set where what is tested is the tracking, not the fit
+    edit_yaml(root / "conf/train/default.yaml", {"max_rows": max_rows})
+    sh(["driftloop", "compose"], root)
+
+
+def edit_yaml(path: Path, values: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **values}))
+
+
+def tags(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def params(run: dict[str, Any]) -> dict[str, str]:
+    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
+
+
+def train_runs(server: TrackingServer, experiment: str) -> list[dict[str, Any]]:
+    runs = server.runs(experiment)
+    return [r for r in runs if tags(r).get("driftloop.stage") == "train"]
+
+
+def load_model(server: TrackingServer, uri: str) -> str:
+    """Load a model through the server (artifacts proxied over HTTP) in a fresh process."""
+    code = f"import mlflow; print(type(mlflow.sklearn.load_model({uri!r})).__name__)"
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", code],
+        env={**env(), "MLFLOW_TRACKING_URI": server.uri},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+def test_train_and_promote_track_into_the_shared_server(copy: Path, server: TrackingServer) -> None:
+    use_server(copy, server, "pipeline", None)
+    sh(["dvc", "repro"], copy)
+    [run] = train_runs(server, "pipeline")
+    assert run["info"]["status"] == "FINISHED"
+    assert params(run)["model.name"] == "hgb" and params(run)["tracking.uri"] == server.uri
+    assert {m["key"] for m in run["data"]["metrics"]} >= {"fit_seconds"}
+    recorded = json.loads((copy / "data/models/candidate.mlflow.json").read_text())
+    assert recorded["run_id"] == run["info"]["run_id"]
+    assert recorded["tracking_uri"] == server.uri
+    # the registry on the server: the champion alias names the trained run's version
+    champion = server.api("registered-models/alias?name=pipeline&alias=champion")
+    version = champion["model_version"]
+    assert version["run_id"] == run["info"]["run_id"]
+    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    assert card["version"] == version["version"]
+    # the model's files went through the server into its artifact folder
+    assert list(server.artifacts.rglob("MLmodel"))
+    assert load_model(server, "models:/pipeline@champion") == "Pipeline"
+
+
+def test_two_trainings_at_once_both_complete(copy: Path, server: TrackingServer) -> None:
+    use_server(copy, server, "parallel", 20000)
+    procs = [
+        subprocess.Popen(
+            [
+                str(BIN / "driftloop"),
+                "train",
+                "--params",
+                "params.yaml",
+                "--train",
+                "data/features/train",
+                "--model",
+                f"data/models/parallel-{i}",
+                "--metrics",
+                f"metrics/parallel-{i}.json",
+            ],
+            cwd=copy,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    runs = {r["info"]["run_id"]: r for r in train_runs(server, "parallel")}
+    recorded = [
+        json.loads((copy / f"data/models/parallel-{i}.mlflow.json").read_text()) for i in range(2)
+    ]
+    assert set(runs) == {r["run_id"] for r in recorded}  # two runs, both recorded
+    expected = params(runs[recorded[0]["run_id"]])
+    for entry in recorded:
+        run = runs[entry["run_id"]]
+        assert run["info"]["status"] == "FINISHED"
+        assert params(run) == expected  # every param, in both runs
+        assert {m["key"] for m in run["data"]["metrics"]} >= {"fit_seconds"}
+        assert load_model(server, entry["model_uri"]) == "Pipeline"
+
+
+def test_four_experiments_on_two_queue_workers_all_tracked(
+    copy: Path, server: TrackingServer
+) -> None:
+    use_server(copy, server, "sweep", 20000)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@driftloop.local"]
+    sh([*git, "commit", "-qam", "track into the shared server"], copy)  # what experiments copy
+    config = runner.load_params(copy / "params.yaml")
+    assert (
+        config.monitor.experiment.jobs == 2
+        and len(experiments.grid(config.monitor.experiment.sweep)) == 4
+    )
+    drift = json.loads((copy / "metrics/drift.json").read_text())
+    outcome = experiments.run_sweep(loop.Paths.of(copy, config), drift, config)
+    assert outcome["queued"] == 4 and outcome["succeeded"] == 4, outcome
+    runs = train_runs(server, "sweep")
+    by_name = {tags(r)["dvc.experiment"]: r for r in runs}
+    assert sorted(by_name) == experiments.trial_names(drift["batch"], 4)
+    seen = set()
+    for run in by_name.values():
+        assert run["info"]["status"] == "FINISHED"
+        values = params(run)
+        seen.add(
+            (values["model.estimator.learning_rate"], values["model.estimator.max_leaf_nodes"])
+        )
+    assert seen == {(lr, leaves) for lr in ("0.05", "0.2") for leaves in ("15", "63")}
