@@ -5,11 +5,12 @@ experiments (`dvc exp run <until> --queue -n NAME -S override ...`), one per
 combination, named after the batch so a second pass queues nothing twice.
 The data stages run first in the workspace (`dvc repro featurize`), so every
 experiment trains on the same validated data and skips them. The queue runs
-(`dvc queue start -j jobs`) up to `until` (evaluate): the
-experiments are trained and tested, never promoted. Each experiment's model
-is read back from the DVC cache through its commit's dvc.lock and scored on
-the newest labelled batch next to the champion; the ranking goes to a
-markdown review that recommends one and says how to adopt it.
+(`dvc queue start -j jobs`, the cores shared out between the workers) up to
+`until` (evaluate): the experiments are trained and tested, never promoted.
+Each experiment's model is read back from the DVC cache through its commit's
+dvc.lock and scored on the newest labelled batch next to the champion; the
+ranking goes to a markdown review that recommends one and says how to adopt
+it. Each training is an MLflow run tagged with its experiment's name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import pickle
 import tempfile
 import time
@@ -117,7 +119,7 @@ def run_sweep(paths: loop.Paths, drift: dict[str, Any], config: DriftloopConfig)
         if trial.name not in known:
             sets = [arg for o in trial.overrides for arg in ("-S", o)]
             loop.run(["dvc", "exp", "run", setup.until, "--queue", "-n", trial.name, *sets], root)
-    loop.run(["dvc", "queue", "start", "-j", str(setup.jobs)], root)
+    loop.run(["dvc", "queue", "start", "-j", str(setup.jobs)], root, env=worker_env(setup.jobs))
     wait(root, trials)
     collect(root, trials)
     newest = newest_labelled(root / "data/incoming" / config.data.name, config)
@@ -132,6 +134,13 @@ def run_sweep(paths: loop.Paths, drift: dict[str, Any], config: DriftloopConfig)
         "recommended": best,
         "review": str(review.relative_to(root)),
     }
+
+
+def worker_env(jobs: int) -> dict[str, str]:
+    """The queue workers' environment: the cores shared out between them, so
+    parallel trainings do not run more OpenMP threads than there are cores."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
 
 
 def wait(root: Path, trials: list[Trial], poll: float = 2.0) -> None:

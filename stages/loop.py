@@ -196,10 +196,12 @@ def clear_stale_dvc_locks(root: Path) -> list[int]:
 # --- commands ---------------------------------------------------------------------
 
 
-def run(args: list[str], root: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], root: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """A command in the project (dvc, git), its output kept for the error."""
     log.info("$ %s", " ".join(args))
-    done = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True, env=env)
     if check and done.returncode != 0:
         output = _tail(done.stdout + done.stderr)
         raise DriftloopError(f"`{' '.join(args)}` failed ({done.returncode}):\n{output}")

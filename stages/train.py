@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import pickle
 import re
 import time
@@ -231,6 +232,8 @@ def log_training(
     tracking.configure(config.tracking, root)
     tags = {"driftloop.stage": "train", "git.commit": lineage.git_commit(root)}
     tags.update({f"dvc.{path}": md5 for path, md5 in inputs.items()})
+    if os.environ.get("DVC_EXP_NAME"):  # a queued experiment: its name in `dvc exp show`
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
     raw = yaml.safe_load(params.read_text())
     with tracking.run(f"train-{config.model.name}", tags) as run_id:
         tracking.log_params(tracking.flatten(raw))

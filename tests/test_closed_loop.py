@@ -6,6 +6,7 @@ experiment (~15 %) drops of the realised ROC AUC, labels one month late."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -37,6 +38,26 @@ def registry_champion(root: Path) -> str:
 
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     return str(client.get_model_version_by_alias("driftloop", "champion").version)
+
+
+def experiment_runs(root: Path) -> list[Any]:
+    """Finished training runs of queued experiments in the project's MLflow store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("driftloop")
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`dvc.experiment` LIKE 'drift-%'"
+    )
+    assert all(run.info.status == "FINISHED" for run in runs)
+    return list(runs)
+
+
+def overlapping(runs: list[Any]) -> bool:
+    """Some two runs were running at the same time."""
+    spans = sorted((run.info.start_time, run.info.end_time) for run in runs)
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 def test_no_drift_means_no_action(copy: Path) -> None:
@@ -101,6 +122,19 @@ def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
     ranked = [line for line in review.splitlines() if line.startswith("| ") and "drift-" in line]
     assert len(ranked) >= 4 and "Recommended: **" in review
     assert "nothing here is promoted" in review
+    # each experiment's training is a run in the project's store, with its
+    # params; two queue workers ran them side by side
+    runs = experiment_runs(copy)
+    names = sorted(run.data.tags["dvc.experiment"] for run in runs)
+    assert names == sorted(row.split("|")[2].strip() for row in ranked)
+    grid = {
+        (
+            r.data.params["model.estimator.learning_rate"],
+            r.data.params["model.estimator.max_leaf_nodes"],
+        )
+        for r in runs
+    }
+    assert len(grid) == len(runs) and overlapping(runs)
     # the champion is unchanged, locally and in the registry
     assert os.readlink(copy / "data/models/champion") == "versions/1"
     assert registry_champion(copy) == "1"

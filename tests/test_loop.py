@@ -14,7 +14,7 @@ import pytest
 from stages import loop
 from stages.config.schema import SweepAxis
 from stages.errors import DriftloopError
-from stages.experiments import Trial, grid, queue_status, ranked, trial_names
+from stages.experiments import Trial, grid, queue_status, ranked, trial_names, worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,3 +156,11 @@ def test_a_killed_process_not_yet_reaped_is_not_running() -> None:
     assert not loop.alive(child.pid)
     child.wait()
     assert not loop.alive(child.pid)
+
+
+def test_queue_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert worker_env(2)["OMP_NUM_THREADS"] == "4"
+    assert worker_env(3)["OMP_NUM_THREADS"] == "2"
+    assert worker_env(16)["OMP_NUM_THREADS"] == "1"  # never none
+    assert worker_env(2)["PATH"] == os.environ["PATH"]  # the rest of the environment kept

@@ -258,8 +258,8 @@ class ExperimentConfig:
     until: str = "evaluate"
     # every combination of the axes' values is one experiment (a Hydra grid sweep)
     sweep: list[SweepAxis] = field(default_factory=list)
-    # queue workers (`dvc queue start -j`)
-    jobs: int = 1
+    # queue workers (`dvc queue start -j`); the cores are shared out between them
+    jobs: int = 2
 
 
 @dataclass
