@@ -36,7 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.batch_predict
 	$(BIN)/python -m benchmarks.serve
+	$(BIN)/python -m benchmarks.serve --compare-workers 2
 	$(BIN)/python -m benchmarks.monitor
+	$(BIN)/python -m benchmarks.spark_cluster
 
 java:
 	@command -v java >/dev/null 2>&1 || { echo "driftloop needs Java 17 or newer for Spark: 'java' is not on PATH (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
