@@ -83,7 +83,7 @@ from stages.adapters import nml, tracking
 from stages.config.compose import load
 from stages.config.schema import ColumnType, DriftloopConfig
 from stages.featurize import featurize_pandas, plan
-from stages.net import free_port
+from stages.host import free_port
 from stages.predictor import input_columns
 from stages.train import CARD_FILE, model_input
 

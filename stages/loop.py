@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import lineage, runner, snapshot
+from stages import host, lineage, runner, snapshot
 from stages.config.schema import DriftloopConfig
 from stages.errors import DriftloopError
 from stages.outputs import write_json
@@ -149,22 +149,6 @@ def is_new(drift_digest: str, last: dict[str, Any] | None) -> bool:
     return drift_digest not in (last.get("drift_digest"), last.get("drift_after"))
 
 
-def alive(pid: int) -> bool:
-    """A running process (a killed one waiting to be reaped, a zombie, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 def clear_stale_dvc_locks(root: Path) -> list[int]:
     """Drop the entries a killed DVC process left in .dvc/tmp/rwlock (DVC
     refuses to run while they are there); the pids dropped.
@@ -182,7 +166,7 @@ def clear_stale_dvc_locks(root: Path) -> list[int]:
         readers = info.get("read", {})
         pids = {e["pid"] for e in writers.values()}
         pids |= {e["pid"] for entries in readers.values() for e in entries}
-        running = sorted(p for p in pids if alive(p))
+        running = sorted(p for p in pids if host.alive(p))
         if running:
             raise DriftloopError(
                 f"dvc (pid {', '.join(map(str, running))}) is still running in {root}; "

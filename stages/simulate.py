@@ -40,8 +40,8 @@ from stages.adapters import nml
 from stages.config.schema import ColumnType, DataConfig, DriftloopConfig, Problem, SourceKind
 from stages.errors import ConfigError, DataError, DriftloopError
 from stages.evaluate import compute_metrics
+from stages.host import free_port
 from stages.ingest import conform, load_source
-from stages.net import free_port
 from stages.outputs import atomic_file
 from stages.predictor import Outputs
 

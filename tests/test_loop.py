@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import loop
+from stages import host, loop
 from stages.config.schema import SweepAxis
 from stages.errors import DriftloopError
 from stages.experiments import Trial, grid, queue_status, ranked, trial_names, worker_env
@@ -150,12 +150,12 @@ def test_dvc_locks_of_stopped_processes_are_cleared(tmp_path: Path) -> None:
 
 def test_a_killed_process_not_yet_reaped_is_not_running() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    assert loop.alive(child.pid)
+    assert host.alive(child.pid)
     child.kill()
     time.sleep(0.5)  # killed, not waited for: a zombie
-    assert not loop.alive(child.pid)
+    assert not host.alive(child.pid)
     child.wait()
-    assert not loop.alive(child.pid)
+    assert not host.alive(child.pid)
 
 
 def test_queue_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

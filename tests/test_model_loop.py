@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from stages.net import free_port
+from stages.host import free_port
 from tests.conftest import BIN, env, sh
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 
 from stages.errors import DriftloopError
-from stages.net import free_port
+from stages.host import free_port
 
 HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"

@@ -36,6 +36,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
+from stages.host import alive
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096)
@@ -169,15 +171,5 @@ class Workers:
 def forget_dead_workers(folder: Path) -> None:
     for name in glob.glob(str(folder / "gauge_live*_*.db")):
         pid = int(Path(name).stem.rsplit("_", 1)[1])
-        if not _alive(pid):
+        if not alive(pid):
             multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -19,8 +19,8 @@ import pytest
 
 from stages.config.schema import DriftloopConfig
 from stages.featurize import featurize_pandas, plan
+from stages.host import free_port
 from stages.ingest import conform, load_source
-from stages.net import free_port
 from stages.promote import point_champion
 from stages.serve.app import create_app
 from stages.serve.service import Settings
