@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from stages import experiments, loop, runner
 from tests.conftest import BIN, env, sh
 from tests.tracking_server import TrackingServer, temporary_folder, tracking_server
 
@@ -132,30 +131,3 @@ def test_two_trainings_at_once_both_complete(copy: Path, server: TrackingServer)
         assert params(run) == expected  # every param, in both runs
         assert {m["key"] for m in run["data"]["metrics"]} >= {"fit_seconds"}
         assert load_model(server, entry["model_uri"]) == "Pipeline"
-
-
-def test_four_experiments_on_two_queue_workers_all_tracked(
-    copy: Path, server: TrackingServer
-) -> None:
-    use_server(copy, server, "sweep", 20000)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@driftloop.local"]
-    sh([*git, "commit", "-qam", "track into the shared server"], copy)  # what experiments copy
-    config = runner.load_params(copy / "params.yaml")
-    assert (
-        config.monitor.experiment.jobs == 2
-        and len(experiments.grid(config.monitor.experiment.sweep)) == 4
-    )
-    drift = json.loads((copy / "metrics/drift.json").read_text())
-    outcome = experiments.run_sweep(loop.Paths.of(copy, config), drift, config)
-    assert outcome["queued"] == 4 and outcome["succeeded"] == 4, outcome
-    runs = train_runs(server, "sweep")
-    by_name = {tags(r)["dvc.experiment"]: r for r in runs}
-    assert sorted(by_name) == experiments.trial_names(drift["batch"], 4)
-    seen = set()
-    for run in by_name.values():
-        assert run["info"]["status"] == "FINISHED"
-        values = params(run)
-        seen.add(
-            (values["model.estimator.learning_rate"], values["model.estimator.max_leaf_nodes"])
-        )
-    assert seen == {(lr, leaves) for lr in ("0.05", "0.2") for leaves in ("15", "63")}

@@ -12,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
+from stages.config.schema import DriftloopConfig
 from tests.conftest import ROOT
 from tests.serve.conftest import Server, make_models
 
@@ -43,7 +44,9 @@ def operations(api: Any) -> list[Any]:
 # not support this pytest version): valid data must never fail, invalid data
 # must get a 4xx, and no input may cause a 5xx.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_server_errors_and_answers_match_the_document(api: Any, mode: GenerationMode) -> None:
+def test_no_server_errors_and_answers_match_the_document(
+    api: Any, mode: GenerationMode, config: DriftloopConfig
+) -> None:
     tried: list[str] = []
     for operation in operations(api):
         if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
@@ -52,7 +55,13 @@ def test_no_server_errors_and_answers_match_the_document(api: Any, mode: Generat
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
-            case.call_and_validate()
+            response = case.call()
+            if mode is GenerationMode.NEGATIVE and response.status_code == 413:
+                # too many records made a body over serve.max_body_bytes: it is
+                # refused before it is read, with the 413 the service documents
+                assert len(response.request.body or b"") > config.serve.max_body_bytes
+                return
+            case.validate_response(response)
 
         check()
         tried.append(operation.label)
