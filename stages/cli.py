@@ -73,6 +73,9 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "snapshot": ("take the new part of the prediction log as a production batch", "snapshot"),
     "loop": ("the controller: snapshot, monitor, act on the drift decision", "loop"),
     "simulate": ("replay the analysis period through the service and the loop", "simulate"),
+    "report": ("a pull request's review: params, metrics, gates, drift, plots vs a base", "report"),
+    "init-data": ("profile a CSV or parquet file into conf/ for a new data set", "init_data"),
+    "status": ("one screen: champion, last decision, pending labels, dvc status, next", "status"),
     "serve": ("serve the champion over HTTP (FastAPI + uvicorn)", "serve.command"),
 }
 

@@ -1,0 +1,156 @@
+"""`driftloop init-data`: the profile and the configs it writes, then new data
+sets onboarded with YAML only: two of NannyML's (multiclass and regression)
+through the pipeline's cores, and a CSV written here through `dvc repro` to a
+promoted champion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import init_data
+from stages.adapters import nml
+from stages.config.compose import compose
+from stages.config.schema import ColumnType, Problem
+from stages.errors import ConfigError
+from stages.ingest import read_table_file
+from tests.conftest import sh
+from tests.test_problem_types import train_through_the_gates
+
+
+def loans(rows: int, seed: int = 0) -> pd.DataFrame:
+    """A small binary data set with a learnable target, nulls and a text column."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50_000, 15_000, rows).round(2)
+    region = rng.choice(["north", "south", "east", "west"], rows)
+    debt = rng.uniform(0, 1, rows).round(4)
+    score = (income - 50_000) / 15_000 - 2 * debt + (region == "north") + rng.normal(0, 0.5, rows)
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(1, rows + 1),
+            "applied_on": pd.date_range("2024-01-01", periods=rows, freq="h").strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "income": income,
+            "debt_ratio": debt,
+            "region": region,
+            "children": rng.integers(0, 4, rows),
+            "note": [f"free text {i}" for i in range(rows)],
+            "repaid": (score > 0).astype(int),
+        }
+    )
+    frame.loc[rng.choice(rows, rows // 20, replace=False), "income"] = np.nan
+    return frame
+
+
+def args(**given: object) -> argparse.Namespace:
+    return argparse.Namespace(**({"timestamp": None, "id": None, "drop": []} | given))
+
+
+def test_profile_types_roles_and_problem() -> None:
+    found = init_data.profile(
+        loans(400), "loans", "loans.csv", "repaid", args(timestamp="applied_on")
+    )
+    assert found.problem is Problem.binary and found.id == "loan_id"
+    assert found.schema["applied_on"] is ColumnType.timestamp
+    assert found.schema["income"] is ColumnType.float and found.schema["children"] is ColumnType.int
+    assert found.numeric == ["income", "debt_ratio", "children"]
+    assert found.categories == {"region": ["east", "north", "south", "west"]}
+    assert "note" in found.left_out  # 400 distinct texts: not a category
+    document = init_data.data_yaml(found)
+    assert document["optional"] == ["income"] and "note" not in document["schema"]
+    gate = init_data.expectations_yaml(found)["columns"]
+    assert gate["loan_id"] == {"not_null": 1.0, "unique": True}
+    assert gate["income"]["not_null"] == 0.95
+    assert (gate["children"]["min"], gate["children"]["max"]) == (0, 4)  # 0..3 with a margin
+    low, high = found.ranges["debt_ratio"]
+    margin = (high - low) * init_data.RANGE_MARGIN
+    assert gate["debt_ratio"] == {"not_null": 1.0, "min": 0.0, "max": round(high + margin, 6)}
+
+
+def test_problem_kinds_and_what_is_refused() -> None:
+    frame = loans(300)
+    frame["grade"] = frame["children"]
+    frame["amount"] = frame["income"].fillna(1.0) * 3.3
+    frame["y_pred"] = frame["repaid"]
+    assert init_data.profile(frame, "n", "f", "grade", args()).problem is Problem.multiclass
+    regression = init_data.profile(frame, "n", "f", "amount", args(drop=["children"]))
+    assert regression.problem is Problem.regression
+    assert regression.left_out["y_pred"] == "an earlier model's prediction"
+    assert regression.left_out["children"] == "dropped (--drop)"
+    assert "model=hgb_regression monitor.primary_metric=rmse" in init_data.override(regression)
+    assert "monitor.chunk_period=null" in init_data.override(regression)  # no timestamp
+    frame["answer"] = np.where(frame["repaid"] == 1, "yes", "no")
+    with pytest.raises(ConfigError, match="target 'answer' has two text classes"):
+        init_data.profile(frame, "n", "f", "answer", args())
+    with pytest.raises(ConfigError, match="no id column found"):
+        init_data.profile(frame.drop(columns="loan_id"), "n", "f", "repaid", args())
+    with pytest.raises(ConfigError, match="--timestamp region: its values are not dates"):
+        init_data.profile(frame, "n", "f", "repaid", args(timestamp="region"))
+    with pytest.raises(ConfigError, match="--target nope: no such column in f"):
+        init_data.profile(frame, "n", "f", "nope", args())
+
+
+def onboard(root: Path, file: Path, name: str, target: str, *extra: str) -> list[str]:
+    """Run init-data in the project; the overrides it prints."""
+    out = sh(
+        ["driftloop", "init-data", str(file), "--name", name, "--target", target, *extra], root
+    )
+    line = out.stdout.strip().splitlines()[-1].split()
+    assert line[:2] == ["driftloop", "compose"], out.stdout
+    return line[2:]
+
+
+def test_existing_configs_are_kept_without_force(project: Path) -> None:
+    loans(300).to_csv(project / "loans.csv", index=False)
+    onboard(project, project / "loans.csv", "loans", "repaid")
+    before = (project / "conf/data/loans.yaml").read_text()
+    done = sh(
+        ["driftloop", "init-data", "loans.csv", "--name", "loans", "--target", "income"],
+        project,
+        check=False,
+    )
+    assert done.returncode == 1 and "pass --force to replace them" in done.stderr
+    assert (project / "conf/data/loans.yaml").read_text() == before
+
+
+NANNYML = {
+    "regression": ("regression_synthetic", "y_true", {"rmse", "mae", "r2"}),
+    "multiclass": ("mc", "y_true", {"accuracy", "log_loss", "roc_auc", "f1"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(NANNYML))
+def test_a_nannyml_data_set_onboards_with_yaml_only(case: str, project: Path) -> None:
+    dataset, target, metric_names = NANNYML[case]
+    file, _ = nml.packaged_files(dataset, "reference")
+    name = f"new_{case}"
+    read_table_file(file).to_parquet(project / f"{name}.parquet")
+    overrides = onboard(
+        project, project / f"{name}.parquet", name, target, "--timestamp", "timestamp"
+    )
+    config = compose(project, project / "params.yaml", overrides)
+    assert config.data.problem.value == case
+    metrics = train_through_the_gates(config, project / f"{name}.parquet")
+    assert set(metrics) == metric_names
+
+
+@pytest.mark.slow
+def test_a_csv_reaches_a_promoted_champion_with_dvc_repro(project: Path) -> None:
+    loans(6000).to_csv(project / "data/loans.csv", index=False)
+    overrides = onboard(
+        project, project / "data/loans.csv", "loans", "repaid", "--timestamp", "applied_on"
+    )
+    sh(["driftloop", "compose", *overrides], project)
+    sh(["dvc", "repro"], project)
+    promotion = json.loads((project / "metrics/promotion.json").read_text())
+    assert promotion["promoted"] is True
+    card = json.loads((project / "data/models/champion/card.json").read_text())
+    assert card["data"] == "loans" and card["version"] == "1"
+    assert sh(["dvc", "status"], project).stdout.strip() == "Data and pipelines are up to date."

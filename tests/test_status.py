@@ -1,0 +1,77 @@
+"""`driftloop status`: the next action in the controller's order, the screen,
+and the command on a fully run project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stages import loop
+from stages.status import State, next_action, render
+from tests.conftest import sh
+
+DRIFT = {
+    "batch": "2018-11",
+    "action": "warn",
+    "deviation_percent": 3.1,
+    "primary": {"metric": "roc_auc", "basis": "realised", "current": 0.94, "reference": 0.97},
+}
+
+
+def state(**changes: object) -> State:
+    base = State(
+        version="2",
+        card={
+            "model": "hgb",
+            "data": "car_loan",
+            "trained_at": "2026-11-27T10:00:00+00:00",
+            "promoted_at": "2026-11-27T10:05:00+00:00",
+            "inputs": {"data/features/train": "d25f064c9888ecd2.dir", "metrics/x.json": "ab"},
+            "holdout_metrics": {"roc_auc": 0.9708, "f1": 0.91},
+        },
+        drift=DRIFT,
+        drift_digest="abc",
+        dvc_changed=[],
+    )
+    base.__dict__.update(changes)
+    return base
+
+
+def test_next_action_follows_the_controllers_order() -> None:
+    acted = {"drift_digest": "abc", "action": "warn", "batch": "2018-11"}
+    journal = {"action": "retrain", "drift": DRIFT}
+    assert next_action(state(journal=journal)).startswith("finish the 'retrain'")
+    assert "take 3 new prediction-log file(s)" in next_action(state(unbatched_files=3))
+    assert next_action(state(dvc_changed=["monitor"])).startswith("run the monitor")
+    assert next_action(state(dvc_changed=None)).startswith("run the monitor")
+    assert next_action(state()) == "act on batch 2018-11's decision: warn"
+    assert next_action(state(last=acted)).startswith("nothing: batch 2018-11's decision")
+
+
+def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
+    text = "\n".join(render(state(pending_labels=["2018-11"], dvc_changed=["train"])))
+    assert "version 2: hgb on car_loan, trained 2026-11-27T10:00:00+00:00" in text
+    assert "data/features/train d25f064c" in text and "metrics/x.json" not in text
+    assert "holdout: f1 0.9100, roc_auc 0.9708" in text
+    assert "batch 2018-11: warn, deviation 3.10 % (roc_auc realised 0.94 vs 0.97)" in text
+    assert "pending for 1 batch(es): 2018-11" in text
+    assert "changed: train (`dvc repro` runs them)" in text
+    empty = "\n".join(render(State(dvc_changed=[])))
+    assert "no champion yet" in empty and "no decision yet" in empty
+
+
+@pytest.mark.slow
+def test_status_on_a_fully_run_project(copy: Path) -> None:
+    shown = sh(["driftloop", "status"], copy).stdout
+    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    assert f"version {card['version']}: hgb on car_loan, trained {card['trained_at']}" in shown
+    assert "holdout: " in shown and "roc_auc 0." in shown
+    assert "clean: every stage is up to date" in shown
+    assert "the controller would act on batch" in shown
+    # after a controller pass the decision is acted on, and status says so
+    sh(["driftloop", "loop", "--once"], copy)
+    after = json.loads(sh(["driftloop", "status", "--json"], copy).stdout)
+    assert after["next"].startswith("nothing: batch")
+    assert after["last"]["drift_digest"] == loop.digest(copy / "metrics/drift.json")
