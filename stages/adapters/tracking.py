@@ -45,10 +45,17 @@ def configure(cfg: TrackingConfig, root: Path) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # the pickle-format warning is about loading untrusted files; these are our own
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    from mlflow.exceptions import MlflowException
+
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
         location = None if cfg.uri else (store_root(root) / "mlruns").as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=location)
+        try:
+            mlflow.create_experiment(cfg.experiment, artifact_location=location)
+        except MlflowException:
+            # another client (a parallel training) created it in between
+            if mlflow.get_experiment_by_name(cfg.experiment) is None:
+                raise
     mlflow.set_experiment(cfg.experiment)
 
 
