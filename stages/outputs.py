@@ -50,3 +50,8 @@ def write_json(path: Path, payload: Any) -> None:
     """Write JSON with sorted keys, so equal content gives equal bytes."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -26,7 +26,7 @@ import yaml
 from stages import runner
 from stages.config.compose import find_root
 from stages.errors import DriftloopError
-from stages.outputs import atomic_file
+from stages.outputs import atomic_file, read_json
 from stages.promote import judge
 
 log = logging.getLogger("driftloop")
@@ -206,8 +206,8 @@ def revisions(base: str, head: str | None) -> list[str]:
 def at_revision(root: Path, rev: str | None, path: str) -> dict[str, Any] | None:
     """A committed JSON file at a revision (None: the working tree), or None if absent."""
     if rev is None:
-        file = root / path
-        return json.loads(file.read_text()) if file.is_file() else None
+        found: dict[str, Any] | None = read_json(root / path)
+        return found
     done = command(["git", "show", f"{rev}:{path}"], root)
     return json.loads(done.stdout) if done.returncode == 0 else None
 

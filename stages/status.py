@@ -18,6 +18,7 @@ from typing import Any
 
 from stages import loop, runner, snapshot
 from stages.config.compose import find_root
+from stages.outputs import read_json
 from stages.promote import current_version
 from stages.train import CARD_FILE
 
@@ -158,10 +159,6 @@ def gather(root: Path, params: Path) -> State:
     state.unbatched_files = len(snapshot.new_files(paths.log_dir, set(taken)))
     state.dvc_changed, state.dvc_error = dvc_changed(root)
     return state
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def pending_labels(incoming: Path) -> list[str]:
