@@ -264,7 +264,10 @@ def main(args: argparse.Namespace) -> None:
     config = runner.params(args.params)
     with runner.timed("batch_predict") as say:
         champion = load_champion(args.champion)
-        done = write_predictions(session(config.spark), args.input, champion, config, args.out)
+        say.step(f"starting Spark ({config.spark.master})")
+        spark = session(config.spark)
+        say.step(f"scoring {args.input} with champion version {champion.version}")
+        done = write_predictions(spark, args.input, champion, config, args.out)
         if done.rows == 0:
             log.warning("batch_predict: %s has no rows; the predictions are empty", args.input)
         metrics = {"rows": done.rows, "model_digest": champion.digest, "columns": done.columns}

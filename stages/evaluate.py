@@ -253,7 +253,9 @@ def main(args: argparse.Namespace) -> None:
         if model is None:
             raise DataError(f"{args.model}: no candidate model (run the train stage)")
         frame = read_features(args.holdout, None)
+        say.step(f"scoring the candidate on {len(frame)} holdout rows, slices and checks")
         result = evaluate_model(model, frame, config, cols)
+        say.step("the prediction suite and the champion on the same rows")
         report = build_report(model, frame, config, cols, result, load_model(args.champion))
         for name, table in curves(
             result["y"], result["out"], result["classes"], config.evaluate.calibration_bins

@@ -188,6 +188,9 @@ def main(args: argparse.Namespace) -> None:
     config = runner.params(args.params)
     names = plan(config.features, config.data).names
     with runner.timed("featurize") as say:
-        counts = write_features(session(config.spark), args.raw, config, args.train, args.holdout)
+        say.step(f"starting Spark ({config.spark.master})")
+        spark = session(config.spark)
+        say.step(f"computing {len(names)} features on {args.raw} and writing the splits")
+        counts = write_features(spark, args.raw, config, args.train, args.holdout)
         write_json(args.metrics, {"rows": counts, "features": names})
         say(f"{counts['train']} train / {counts['holdout']} holdout rows, {len(names)} features")

@@ -198,6 +198,7 @@ def main(args: argparse.Namespace) -> None:
     config = runner.params(args.params)
     data = config.data
     with runner.timed("ingest") as say:
+        say.step(f"reading the source ({data.source.kind.value}) and batches under {args.incoming}")
         frame, name = load_source(data, args.source)
         batches, pending = load_batches(data, args.incoming)
         raw = combine([conform(frame, data, name), *batches], data)

@@ -262,10 +262,12 @@ def main(args: argparse.Namespace) -> None:
             return
         batches, analysis = found
         names = input_columns(config.data, predictor.plan)
+        say.step(f"scoring the reference and {', '.join(batches)} with the champion")
         with threadpool_limits(config.monitor.model_threads):
             holdout = read_features(args.holdout, None)
             reference = scored(holdout, predictor, outputs, names, config)
             analysis = scored(analysis, predictor, outputs, names, config, champion.version)
+        say.step(f"NannyML on {len(analysis)} rows: drift, domain classifier, performance")
         signals = run_signals(
             config, reference, analysis, frames_spec(config, outputs, predictor.classes)
         )
@@ -273,6 +275,7 @@ def main(args: argparse.Namespace) -> None:
         decision = decide(
             signals.table, monitor_cfg.primary_metric, monitor_cfg.bands, monitor_cfg.min_chunk_rows
         )
+        say.step("writing metrics, per-chunk plots and the HTML report")
         write_outputs(args, batches, decision, signals)
         for each in decision.evidence:
             say(

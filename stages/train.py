@@ -194,14 +194,17 @@ def main(args: argparse.Namespace) -> None:
     estimator = build_estimator(config.model, config.data.problem)
     cols = columns(config)
     with runner.timed("train") as say:
+        say.step(f"reading {args.train}")
         frame = read_features(args.train, config.train.max_rows)
         x, y = split_xy(frame, cols, str(args.train))
         pipeline = build_pipeline(estimator, cols, config.data, config.train.scale_numeric)
+        say.step(f"fitting {config.model.name} on {len(x)} rows x {len(cols.features)} features")
         started = time.perf_counter()
         pipeline.fit(x, y)
         fit_seconds = time.perf_counter() - started
         inputs = lineage.stage_outputs(args.lock, "featurize")
         metrics = {"train_rows": len(x), "features": len(cols.features)}
+        say.step("saving the model and logging the MLflow run")
         with atomic_dir(args.model) as folder:
             (folder / MODEL_FILE).write_bytes(model_bytes(pipeline))
             write_json(folder / CARD_FILE, card(config, cols, pipeline, {"inputs": inputs}))

@@ -166,6 +166,7 @@ def main(args: argparse.Namespace) -> None:
     with runner.timed("validate_data") as say:
         frame = read_raw(args.raw)
         specs = build_specs(config.data, config.expectations)
+        say.step(f"running {len(specs)} expectations on {len(frame)} rows")
         with atomic_dir(args.docs) as docs:
             outcome = gx.validate(frame, config.expectations.suite, specs, docs)
         write_json(args.result, outcome.result)

@@ -70,11 +70,16 @@ def make_project(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    git = ["git", "-c", "user.name=driftloop-test", "-c", "user.email=test@driftloop.local"]
     sh(["git", "init", "-q"], dest)
-    sh([*git, "add", "-A"], dest)
-    sh([*git, "commit", "-qm", "copy of the project"], dest)
+    commit(dest, "copy of the project")
     return dest
+
+
+def commit(root: Path, message: str) -> None:
+    """Commit everything in the project, as its team would."""
+    git = ["git", "-c", "user.name=driftloop-test", "-c", "user.email=test@driftloop.local"]
+    sh([*git, "add", "-A"], root)
+    sh([*git, "commit", "-qm", message], root)
 
 
 @pytest.fixture()
@@ -83,15 +88,17 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def full_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The project after `make run`'s two steps (compose, a full dvc repro), and its output."""
     root = make_project(tmp_path_factory.mktemp("done") / "project")
     sh(["driftloop", "compose"], root)
-    return root, sh(["dvc", "repro"], root).stdout
+    return root, sh(["dvc", "repro"], root)
 
 
 @pytest.fixture(scope="session")
-def done(full_run: tuple[Path, str]) -> Path:
+def done(full_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
     return full_run[0]
 
 
