@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +100,17 @@ def build_parser() -> tuple[
     return parser, mains
 
 
+def own_tools_first() -> None:
+    """The dvc and driftloop this command runs come from its own environment,
+    whether or not that environment is activated (`.venv/bin/driftloop status`)."""
+    here = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if here not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([here, path]) if path else here
+
+
 def main(argv: list[str] | None = None) -> int:
+    own_tools_first()
     parser, mains = build_parser()
     args = parser.parse_args(argv)
     runner.setup_logging(args.verbose)

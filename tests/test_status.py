@@ -4,13 +4,15 @@ and the command on a fully run project."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from stages import loop
 from stages.status import State, next_action, render
-from tests.conftest import sh
+from tests.conftest import BIN, sh
 
 DRIFT = {
     "batch": "2018-11",
@@ -75,3 +77,14 @@ def test_status_on_a_fully_run_project(copy: Path) -> None:
     after = json.loads(sh(["driftloop", "status", "--json"], copy).stdout)
     assert after["next"].startswith("nothing: batch")
     assert after["last"]["drift_digest"] == loop.digest(copy / "metrics/drift.json")
+
+
+@pytest.mark.slow
+def test_status_runs_from_the_environment_without_activating_it(done: Path) -> None:
+    """`.venv/bin/driftloop status` with the venv not on PATH still finds its dvc."""
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
+    shown = subprocess.run(
+        [str(BIN / "driftloop"), "status"], cwd=done, env=bare, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "clean: every stage is up to date" in shown.stdout
