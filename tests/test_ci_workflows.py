@@ -33,7 +33,10 @@ def test_both_workflows_run_push_report_and_post_it() -> None:
     for commands in (github_commands(), gitlab_commands()):
         assert "make venv" in commands and "make run" in commands
         assert "dvc pull" in commands and "dvc push" in commands
-        assert "driftloop report --base" in commands
+        # the base's outputs fetched too, so data and models are compared
+        assert "git branch --force driftloop-base" in commands
+        assert "dvc fetch --all-branches" in commands
+        assert "driftloop report --base driftloop-base" in commands
         assert report_path() in commands  # the file the report writes is the one posted
     assert "gh pr comment" in github_commands()
     assert "/merge_requests/$CI_MERGE_REQUEST_IID/notes" in gitlab_commands()
