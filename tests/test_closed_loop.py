@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import env, sh
+from tests.conftest import commit, env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -97,15 +97,8 @@ def test_a_learnable_change_retrains_and_the_new_champion_serves(copy: Path) -> 
     assert raw["car_value"].max() > 150_000
 
 
-def commit(root: Path) -> None:
-    """Commit the run, as a project does (queued experiments start from git)."""
-    git = ["git", "-c", "user.name=driftloop-test", "-c", "user.email=test@driftloop.local"]
-    sh([*git, "add", "-A"], root)
-    sh([*git, "commit", "-qm", "make run"], root)
-
-
 def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
-    commit(copy)
+    commit(copy, "make run")  # queued experiments start from git
     timeline, decisions = simulate(copy, "experiment")
     chosen = [d for d in decisions if d["action"] == "experiment"]
     assert chosen and chosen[0]["deviation_percent"] >= 10

@@ -20,6 +20,7 @@ from stages.config.schema import ColumnType, Problem
 from stages.errors import ConfigError
 from stages.ingest import read_table_file
 from tests.conftest import sh
+from tests.readme import howto, run
 from tests.test_problem_types import train_through_the_gates
 
 
@@ -142,13 +143,14 @@ def test_a_nannyml_data_set_onboards_with_yaml_only(case: str, project: Path) ->
 
 
 @pytest.mark.slow
-def test_a_csv_reaches_a_promoted_champion_with_dvc_repro(project: Path) -> None:
+def test_the_readme_onboards_a_csv_to_a_promoted_champion(project: Path) -> None:
+    """The README's "Onboard a CSV" commands as written, on a CSV made here."""
+    init, compose, repro = howto("Onboard a CSV").commands
     loans(6000).to_csv(project / "data/loans.csv", index=False)
-    overrides = onboard(
-        project, project / "data/loans.csv", "loans", "repaid", "--timestamp", "applied_on"
-    )
-    sh(["driftloop", "compose", *overrides], project)
-    sh(["dvc", "repro"], project)
+    printed = run(init, project)
+    assert f"  {compose}\n" in printed, "init-data prints the README's compose line"
+    run(compose, project)
+    run(repro, project)
     promotion = json.loads((project / "metrics/promotion.json").read_text())
     assert promotion["promoted"] is True
     card = json.loads((project / "data/models/champion/card.json").read_text())

@@ -104,12 +104,10 @@ def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
     assert "run `driftloop compose`" in failed.stdout + failed.stderr
     assert snapshot(copy) == before, "a stopped run must leave outputs as they were"
     sh(["driftloop", "compose"], copy)
-    assert stages_run(sh(["dvc", "repro"], copy).stdout) == [
-        "check_params",
-        "featurize",
-        *MODEL_STAGES,
-        *INFERENCE_STAGES,
-    ]
+    # the named fix is enough: featurize is now due (the README's add-a-feature
+    # test runs such a change through to the champion)
+    due = sh(["dvc", "status"], copy).stdout
+    assert re.search(r"^featurize:\n\tchanged deps:\n\t\tparams.yaml:", due, re.M), due
 
 
 def test_experiment_override_goes_through_hydra(copy: Path) -> None:

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from stages.report import data_gate_lines, drift_lines, metrics_table, params_table
-from tests.conftest import sh
-
-GIT = ["git", "-c", "user.name=driftloop-test", "-c", "user.email=test@driftloop.local"]
+from tests.conftest import commit, sh
 
 
 def test_params_and_metrics_tables_show_old_new_and_change() -> None:
@@ -38,11 +36,6 @@ def test_gate_and_drift_lines_name_failures_and_the_base() -> None:
     base = {"batch": "b1", "action": "none", "deviation_percent": 0.0}
     text = "\n".join(drift_lines(drift, base))
     assert "**retrain**, deviation 7.45 %" in text and "The base decided none on batch b1" in text
-
-
-def commit(root: Path, message: str) -> None:
-    sh([*GIT, "add", "-A"], root)
-    sh([*GIT, "commit", "-qm", message], root)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,9 @@ def test_report_in_a_fresh_clone_after_dvc_pull(pushed: Path, tmp_path: Path) ->
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(pushed), str(clone)], tmp_path)
     sh(["dvc", "pull", "-q"], clone)
-    sh(["dvc", "fetch", "-q", "--all-commits"], clone)  # the base's outputs too
+    # the base's outputs too, as the CI workflows fetch them
+    sh(["git", "branch", "--force", "driftloop-base", "HEAD~1"], clone)
+    sh(["dvc", "fetch", "-q", "--all-branches"], clone)
     sh(["driftloop", "report", "--base", "HEAD~1"], clone)
     text = (clone / "reports/review/report.md").read_text()
     assert "| `model.estimator.learning_rate` | 0.1 | 0.05 |" in text

@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from stages.adapters.spark import executor_settings
-from stages.adapters.spark_standalone import Cluster, start_cluster
+from stages.adapters.spark_standalone import HOST, Cluster, start_cluster
 from stages.config.compose import compose
 from stages.errors import ConfigError
-from tests.conftest import ROOT, sh
+from tests.conftest import ROOT
+from tests.readme import apply, howto, run
+from tests.test_pipeline import stages_run
 
 STAGES = ("featurize", "batch_predict")
 APP_NAME = "driftloop"
@@ -91,11 +93,16 @@ def finished_apps(cluster: Cluster, count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_cluster_outputs_equal_the_local_run(copy: Path, done: Path, cluster: Cluster) -> None:
-    sh(["driftloop", "compose", "spark=cluster", f"spark.master={cluster.master}"], copy)
+    """The README's "Use a Spark cluster" steps, naming this cluster's master."""
+    steps = howto("Use a Spark cluster")
+    apply(steps.edit("conf/config.yaml"), copy)
+    apply(steps.edit("conf/spark/cluster.yaml"), copy, master=cluster.master, driver_host=HOST)
+    compose, repro = steps.commands
+    run(compose, copy)
     assert f"master: {cluster.master}" in (copy / "params.yaml").read_text()
     started = time.time()
-    for stage in STAGES:
-        sh(["dvc", "repro", "--force", "--single-item", stage], copy)
+    # only the two Spark stages run again, and their outputs keep their hashes
+    assert stages_run(run(repro, copy)) == ["check_params", *STAGES]
     for stage in STAGES:
         for output in declared_outputs(done, stage):
             local, remote = file_bytes(done, output), file_bytes(copy, output)

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import BIN, env, sh
+from tests import readme
+from tests.conftest import BIN, env
+from tests.readme import apply, howto
 from tests.tracking_server import TrackingServer, temporary_folder, tracking_server
 
 pytestmark = pytest.mark.slow
@@ -26,19 +28,16 @@ def server() -> Iterator[TrackingServer]:
 
 
 def use_server(root: Path, server: TrackingServer, experiment: str, max_rows: int | None) -> None:
-    """Switch the project to the server the way a team does: in conf/ (what
-    `dvc exp run -S` composes again for every experiment), then compose."""
-    defaults = root / "conf/config.yaml"
-    text = defaults.read_text()
-    assert "  - tracking: local\n" in text
-    defaults.write_text(text.replace("  - tracking: local\n", "  - tracking: server\n"))
-    edit_yaml(
-        root / "conf/tracking/server.yaml",
-        {"uri": server.uri, "experiment": experiment, "registered_model": experiment},
-    )
+    """Switch the project to the server as the README's "Use a shared MLflow
+    server" says: in conf/ (what `dvc exp run -S` composes again for every
+    experiment), then its compose command."""
+    steps = howto("Use a shared MLflow server")
+    apply(steps.edit("conf/config.yaml"), root)
+    named = {"experiment": experiment, "registered_model": experiment}
+    apply(steps.edit("conf/tracking/server.yaml"), root, uri=server.uri, **named)
     # a small training set where what is tested is the tracking, not the fit
     edit_yaml(root / "conf/train/default.yaml", {"max_rows": max_rows})
-    sh(["driftloop", "compose"], root)
+    readme.run(steps.command("driftloop compose"), root)
 
 
 def edit_yaml(path: Path, values: dict[str, Any]) -> None:
@@ -74,7 +73,7 @@ def load_model(server: TrackingServer, uri: str) -> str:
 
 def test_train_and_promote_track_into_the_shared_server(copy: Path, server: TrackingServer) -> None:
     use_server(copy, server, "pipeline", None)
-    sh(["dvc", "repro"], copy)
+    readme.run(howto("Use a shared MLflow server").command("dvc repro"), copy)
     [run] = train_runs(server, "pipeline")
     assert run["info"]["status"] == "FINISHED"
     assert params(run)["model.name"] == "hgb" and params(run)["tracking.uri"] == server.uri

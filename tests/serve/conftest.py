@@ -109,27 +109,31 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
-class Server:
-    """`driftloop serve` as a real uvicorn process on a free loopback port."""
+def files(root: Path, models: Path, log_dir: Path) -> list[str]:
+    """`driftloop serve` arguments naming a project's params, models and log folder."""
+    return [
+        "--params",
+        str(root / "params.yaml"),
+        "--models",
+        str(models),
+        "--log-dir",
+        str(log_dir),
+    ]
 
-    def __init__(self, root: Path, models: Path, log_dir: Path, *extra: str) -> None:
+
+class Server:
+    """`driftloop serve ARGS` as a real uvicorn process on a free loopback port."""
+
+    def __init__(self, root: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [
-            str(BIN / "driftloop"),
-            "serve",
-            "--params",
-            str(root / "params.yaml"),
-            "--models",
-            str(models),
-            "--log-dir",
-            str(log_dir),
-            "--port",
-            str(self.port),
-            *extra,
-        ]
         self.process = subprocess.Popen(
-            args, cwd=root, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [str(BIN / "driftloop"), "serve", *args, "--port", str(self.port)],
+            cwd=root,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -168,7 +172,7 @@ def server_factory() -> Iterator[Any]:
     started: list[Server] = []
 
     def start(root: Path, models: Path, log_dir: Path, *extra: str) -> Server:
-        server = Server(root, models, log_dir, *extra)
+        server = Server(root, *files(root, models, log_dir), *extra)
         started.append(server)
         server.wait_ready()
         return server

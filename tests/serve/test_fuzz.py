@@ -14,7 +14,7 @@ from schemathesis.generation import GenerationMode
 
 from stages.config.schema import DriftloopConfig
 from tests.conftest import ROOT
-from tests.serve.conftest import Server, make_models
+from tests.serve.conftest import Server, files, make_models
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, trained: dict[str, Any]) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("fuzz")
-    server = Server(ROOT, make_models(folder / "models", trained), folder / "log")
+    server = Server(ROOT, *files(ROOT, make_models(folder / "models", trained), folder / "log"))
     try:
         server.wait_ready()
         yield server

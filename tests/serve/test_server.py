@@ -192,27 +192,6 @@ def test_hot_reload_under_load_without_errors(
     server.terminate()
 
 
-def test_serve_after_make_run_picks_up_a_real_promotion(server_factory: Any, copy: Path) -> None:
-    """The project after `make run`: serve its champion, then promote a new model
-    with `dvc repro` while requests keep coming."""
-    server = server_factory(copy, copy / "data/models", copy / "data/prediction_log")
-    status, model = get(f"{server.url}/model")
-    assert status == 200 and model["version"] == "1"
-    assert model["holdout_metrics"]["roc_auc"] > 0.9 and model["trained_at"]
-    with load.Background(server.port, EXAMPLE, threads=2) as generator:
-        sh(["driftloop", "compose", "model=rf"], copy)
-        sh(["dvc", "repro"], copy)
-        time.sleep(3.0)
-    tally = generator.tally
-    assert not tally.errors, tally.errors[:5]
-    assert all(answers[-1][1] == "2" for answers in tally.versions)
-    assert get(f"{server.url}/model")[1]["model"] == "rf"
-    server.terminate()
-    logged = pq.read_table(copy / "data/prediction_log")
-    assert logged.num_rows == tally.ok
-    assert set(logged.column("model_version").to_pylist()) == {"1", "2"}
-
-
 def test_serve_from_the_registry_alias(copy: Path) -> None:
     from fastapi.testclient import TestClient
 
