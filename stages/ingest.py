@@ -103,6 +103,27 @@ def _to_bool(series: pd.Series) -> pd.Series:
     return result
 
 
+def encode_target(frame: pd.DataFrame, data: DataConfig, where: str) -> pd.DataFrame:
+    """A text binary target as 0/1 by data.columns.labels (negative, positive);
+    values already written as 0 or 1 are kept, any other label is an error."""
+    labels, target = data.columns.labels, data.columns.target
+    if not labels or target not in frame.columns:
+        return frame
+    text = frame[target].astype("string").str.strip()
+    codes = {labels[0]: 0, labels[1]: 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
+    encoded = text.map(codes, na_action="ignore")
+    bad = text.notna() & encoded.isna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in text[bad].unique()[:3])
+        hint = " (YAML reads unquoted yes/no as booleans: quote the labels)"
+        raise DataError(
+            f"{where}: column '{target}': {int(bad.sum())} label(s) are neither of "
+            f"data.columns.labels {labels}, e.g. {examples}"
+            + (hint if set(labels) <= {"True", "False"} else "")
+        )
+    return frame.assign(**{target: encoded.astype("Int64")})
+
+
 def in_window(frame: pd.DataFrame, window: WindowConfig, timestamp: str | None) -> pd.DataFrame:
     if timestamp is None or (window.start is None and window.end is None):
         return frame
@@ -131,7 +152,7 @@ def batch_labels(batch: Path, data: DataConfig) -> pd.DataFrame | None:
     for name in (data.columns.id, data.columns.target):
         if name not in labels.columns:
             raise DataError(f"{label_files[0]}: missing column '{name}'")
-    return labels[[data.columns.id, data.columns.target]]
+    return encode_target(labels[[data.columns.id, data.columns.target]], data, str(label_files[0]))
 
 
 def labelled_batch(batch: Path, data: DataConfig) -> pd.DataFrame | None:
@@ -163,14 +184,17 @@ def to_arrow(frame: pd.DataFrame, data: DataConfig) -> pa.Table:
 
 
 def load_source(data: DataConfig, source_path: Path) -> tuple[pd.DataFrame, str]:
+    """The source's rows (its target encoded by data.columns.labels) and name."""
     if data.source.kind is SourceKind.nannyml:
         assert data.source.dataset is not None
         file, targets = nml.packaged_files(data.source.dataset, data.source.part)
         frame = read_table_file(file)
         if targets is not None:
             frame = frame.merge(read_table_file(targets), on=data.columns.id, how="left")
-        return frame, f"nannyml:{data.source.dataset}/{data.source.part}"
-    return read_table_file(source_path), str(source_path)
+        name = f"nannyml:{data.source.dataset}/{data.source.part}"
+    else:
+        frame, name = read_table_file(source_path), str(source_path)
+    return encode_target(frame, data, name), name
 
 
 def load_batches(data: DataConfig, incoming: Path) -> tuple[list[pd.DataFrame], int]:

@@ -26,7 +26,7 @@ import yaml
 from stages.config.compose import find_root
 from stages.config.schema import ColumnType, Problem
 from stages.errors import ConfigError, DataError
-from stages.ingest import read_table_file
+from stages.ingest import FALSE_TEXT, TRUE_TEXT, read_table_file
 from stages.outputs import atomic_file
 
 # a text column with at most this many values is categorical; above, it is left out
@@ -56,6 +56,8 @@ class Profile:
     categorical: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
+    # a text binary target's labels, negative then positive (read as 0 and 1)
+    labels: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     null_share: dict[str, float] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -95,20 +97,33 @@ def find_id(frame: pd.DataFrame, given: str | None) -> str:
     )
 
 
-def problem_of(target: pd.Series, kind: ColumnType, name: str) -> Problem:
+def problem_of(target: pd.Series, kind: ColumnType) -> Problem:
     values = target.dropna().unique()
     if kind in (ColumnType.string, ColumnType.timestamp):
-        if len(values) == 2:
-            raise ConfigError(
-                f"target '{name}' has two text classes {sorted(map(str, values))}: "
-                "write them as 0/1 (1 the positive class) for a binary model"
-            )
-        return Problem.multiclass
+        return Problem.binary if len(values) == 2 else Problem.multiclass
     if set(values.tolist()) <= {0, 1}:
         return Problem.binary
     if kind is ColumnType.int and len(values) <= MAX_CLASSES:
         return Problem.multiclass
     return Problem.regression
+
+
+def text_labels(target: pd.Series, name: str, positive: str | None) -> list[str]:
+    """A text binary target's labels, negative then positive: --positive, or
+    the yes of a yes/no (true/false, y/n) pair."""
+    classes = sorted(target.dropna().astype(str).str.strip().unique().tolist())
+    if positive is None:
+        yes = [c for c in classes if c.lower() in TRUE_TEXT]
+        no = [c for c in classes if c.lower() in FALSE_TEXT]
+        if len(yes) != 1 or len(no) != 1:
+            raise ConfigError(
+                f"target '{name}' has two text classes {classes}: name the positive one "
+                f"with --positive {classes[-1]}"
+            )
+        positive = yes[0]
+    if positive not in classes:
+        raise ConfigError(f"--positive {positive}: not a class of target '{name}' {classes}")
+    return [c for c in classes if c != positive] + [positive]
 
 
 def profile(frame: pd.DataFrame, name: str, source: str, target: str, args: Any) -> Profile:
@@ -126,12 +141,18 @@ def profile(frame: pd.DataFrame, name: str, source: str, target: str, args: Any)
         target=target,
         timestamp=args.timestamp,
         id=find_id(frame, args.id),
-        problem=problem_of(frame[target], schema[target], target),
+        problem=problem_of(frame[target], schema[target]),
         schema=schema,
         dropped=list(args.drop or []),
     )
     for column, kind in schema.items():
         describe(result, frame[column], column, kind)
+    text_binary = result.problem is Problem.binary and schema[target] is ColumnType.string
+    if text_binary:
+        result.labels = text_labels(frame[target], target, args.positive)
+        schema[target] = ColumnType.int
+    elif args.positive is not None:
+        raise ConfigError(f"--positive: target '{target}' is not two text classes")
     return result
 
 
@@ -161,6 +182,8 @@ def describe(result: Profile, series: pd.Series, column: str, kind: ColumnType) 
 def data_yaml(p: Profile) -> dict[str, Any]:
     kept = [p.id, p.target, *([p.timestamp] if p.timestamp else []), *p.numeric, *p.categorical]
     columns: dict[str, Any] = {"id": p.id, "target": p.target, "timestamp": p.timestamp}
+    if p.labels:
+        columns["labels"] = p.labels
     columns |= {"numeric": p.numeric, "categorical": p.categorical}
     optional = [c for c in p.numeric + p.categorical if p.null_share[c] > 0]
     return {
@@ -274,6 +297,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, help="the column to predict")
     parser.add_argument(
         "--timestamp", help="the column of event times (a time split, monthly chunks)"
+    )
+    parser.add_argument(
+        "--positive", help="the positive class of a target with two text labels (default: yes)"
     )
     parser.add_argument("--id", help="the unique id column (default: a unique column named id)")
     parser.add_argument("--drop", nargs="*", default=[], help="columns that are not features")

@@ -116,6 +116,24 @@ def test_labelled_batches_join_and_pending_ones_wait(
     assert combined["timestamp"].is_monotonic_increasing
 
 
+def test_text_labels_are_read_as_0_and_1_in_the_source_and_batches(
+    data: DataConfig, reference: pd.DataFrame, tmp_path: Path
+) -> None:
+    data.columns.labels = ["no", "yes"]
+    data.source.kind = SourceKind.file
+    text = reference.head(100).assign(repaid=lambda f: f["repaid"].map({0: "no", 1: " yes"}))
+    text.to_csv(tmp_path / "loans.csv", index=False)
+    frame, _ = ingest.load_source(data, tmp_path / "loans.csv")
+    assert frame["repaid"].tolist() == reference.head(100)["repaid"].tolist()
+    write_batch(tmp_path / "2019-01", text.head(10).assign(id=lambda f: f["id"] + 10**6), True)
+    labels = ingest.batch_labels(tmp_path / "2019-01", data)
+    assert labels is not None and labels["repaid"].tolist() == frame.head(10)["repaid"].tolist()
+    text.loc[3, "repaid"] = "maybe"
+    text.to_csv(tmp_path / "loans.csv", index=False)
+    with pytest.raises(DataError, match=r"loans\.csv: column 'repaid': 1 label\(s\).*'maybe'"):
+        ingest.load_source(data, tmp_path / "loans.csv")
+
+
 def test_training_window_by_time(data: DataConfig, reference: pd.DataFrame) -> None:
     raw = ingest.conform(reference, data, "ref")
     data.window.start, data.window.end = "2018-03-01", "2018-04-01"

@@ -50,7 +50,8 @@ def loans(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def args(**given: object) -> argparse.Namespace:
-    return argparse.Namespace(**({"timestamp": None, "id": None, "drop": []} | given))
+    defaults = {"timestamp": None, "id": None, "drop": [], "positive": None}
+    return argparse.Namespace(**(defaults | given))
 
 
 def test_profile_types_roles_and_problem() -> None:
@@ -86,15 +87,31 @@ def test_problem_kinds_and_what_is_refused() -> None:
     assert regression.left_out["children"] == "dropped (--drop)"
     assert "model=hgb_regression monitor.primary_metric=rmse" in init_data.override(regression)
     assert "monitor.chunk_period=null" in init_data.override(regression)  # no timestamp
-    frame["answer"] = np.where(frame["repaid"] == 1, "yes", "no")
-    with pytest.raises(ConfigError, match="target 'answer' has two text classes"):
-        init_data.profile(frame, "n", "f", "answer", args())
+    with pytest.raises(ConfigError, match="--positive: target 'repaid' is not two text classes"):
+        init_data.profile(frame, "n", "f", "repaid", args(positive="1"))
     with pytest.raises(ConfigError, match="no id column found"):
         init_data.profile(frame.drop(columns="loan_id"), "n", "f", "repaid", args())
     with pytest.raises(ConfigError, match="--timestamp region: its values are not dates"):
         init_data.profile(frame, "n", "f", "repaid", args(timestamp="region"))
     with pytest.raises(ConfigError, match="--target nope: no such column in f"):
         init_data.profile(frame, "n", "f", "nope", args())
+
+
+def test_a_text_binary_target_gets_labels() -> None:
+    frame = loans(300)
+    frame["answer"] = np.where(frame["repaid"] == 1, "Yes", "No")
+    frame["grade"] = np.where(frame["repaid"] == 1, "good", "bad")
+    found = init_data.profile(frame, "n", "f", "answer", args(drop=["repaid", "grade"]))
+    assert (found.problem, found.labels) == (Problem.binary, ["No", "Yes"])
+    document = init_data.data_yaml(found)
+    assert document["columns"]["labels"] == ["No", "Yes"] and document["schema"]["answer"] == "int"
+    assert "labels:\n  - 'No'\n  - 'Yes'" in init_data.text(found, "data", document)  # quoted
+    chosen = init_data.profile(frame, "n", "f", "grade", args(positive="bad", drop=["repaid"]))
+    assert chosen.labels == ["good", "bad"]
+    with pytest.raises(ConfigError, match=r"two text classes \['bad', 'good'\]: .* --positive"):
+        init_data.profile(frame, "n", "f", "grade", args(drop=["repaid"]))
+    with pytest.raises(ConfigError, match=r"--positive fine: not a class of target 'grade'"):
+        init_data.profile(frame, "n", "f", "grade", args(positive="fine", drop=["repaid"]))
 
 
 def onboard(root: Path, file: Path, name: str, target: str, *extra: str) -> list[str]:
@@ -146,13 +163,18 @@ def test_a_nannyml_data_set_onboards_with_yaml_only(case: str, project: Path) ->
 def test_the_readme_onboards_a_csv_to_a_promoted_champion(project: Path) -> None:
     """The README's "Onboard a CSV" commands as written, on a CSV made here."""
     init, compose, repro = howto("Onboard a CSV").commands
-    loans(6000).to_csv(project / "data/loans.csv", index=False)
+    frame = loans(6000)  # the target written as text: init-data reads no/yes as 0/1
+    frame.assign(repaid=frame["repaid"].map({0: "no", 1: "yes"})).to_csv(
+        project / "data/loans.csv", index=False
+    )
     printed = run(init, project)
     assert f"  {compose}\n" in printed, "init-data prints the README's compose line"
     run(compose, project)
     run(repro, project)
     promotion = json.loads((project / "metrics/promotion.json").read_text())
     assert promotion["promoted"] is True
+    raw = pd.read_parquet(project / "data/raw/data.parquet")
+    assert raw["repaid"].tolist() == frame["repaid"].tolist()
     card = json.loads((project / "data/models/champion/card.json").read_text())
     assert card["data"] == "loans" and card["version"] == "1"
     assert sh(["dvc", "status"], project).stdout.strip() == "Data and pipelines are up to date."

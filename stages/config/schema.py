@@ -59,6 +59,10 @@ class SourceConfig:
 class ColumnsConfig:
     id: str = MISSING
     target: str = MISSING
+    # a binary target written as text: its two labels, negative then positive;
+    # ingest and monitoring read them as 0 and 1 (data.schema types it int);
+    # quote yes/no, which YAML otherwise reads as booleans
+    labels: list[str] = field(default_factory=list)
     timestamp: str | None = None
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)

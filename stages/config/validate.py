@@ -17,6 +17,7 @@ from stages.config.schema import (
     ExpectationsConfig,
     FeaturesConfig,
     MonitorConfig,
+    Problem,
     ServeConfig,
     SparkConfig,
     SplitKind,
@@ -75,6 +76,7 @@ def check_data(data: DataConfig) -> None:
     overlap = set(cols.numeric) & set(cols.categorical)
     if overlap or cols.target in cols.numeric + cols.categorical:
         raise ConfigError(f"data.columns: a column has two roles: {sorted(overlap) or cols.target}")
+    check_labels(data)
     if cols.timestamp and data.schema[cols.timestamp] is not ColumnType.timestamp:
         raise ConfigError("data.columns.timestamp: its data.schema type must be timestamp")
     if data.source.kind.value == "nannyml" and not data.source.dataset:
@@ -82,6 +84,19 @@ def check_data(data: DataConfig) -> None:
     for name in data.categories:
         if name not in cols.categorical:
             raise ConfigError(f"data.categories.{name}: not a categorical column")
+
+
+def check_labels(data: DataConfig) -> None:
+    labels = data.columns.labels
+    if not labels:
+        return
+    binary_int = data.problem is Problem.binary
+    binary_int &= data.schema[data.columns.target] is ColumnType.int
+    if len(labels) != 2 or labels[0] == labels[1] or not binary_int:
+        raise ConfigError(
+            "data.columns.labels: two different labels (negative, positive) of a binary "
+            "target whose data.schema type is int"
+        )
 
 
 def check_features(features: FeaturesConfig, data: DataConfig) -> None:

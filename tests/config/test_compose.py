@@ -102,6 +102,13 @@ def test_model_that_does_not_fit_the_problem(conf_copy: Path) -> None:
         compose(conf_copy, conf_copy / "params.yaml")
 
 
+def test_target_labels_need_a_binary_int_target(conf_copy: Path) -> None:
+    labels = 'target: repaid\n  labels: ["no", "no"]'
+    edit(conf_copy, "data/car_loan.yaml", "target: repaid", labels)
+    with pytest.raises(ConfigError, match=r"conf/data/car_loan\.yaml.*data\.columns\.labels"):
+        compose(conf_copy, conf_copy / "params.yaml")
+
+
 def test_stale_params_are_detected(conf_copy: Path) -> None:
     params = conf_copy / "params.yaml"
     config = compose(conf_copy, params)
