@@ -55,6 +55,8 @@ def next_action(state: State) -> str:
         )
     if state.dvc_changed is None or "monitor" in state.dvc_changed or state.drift is None:
         return "run the monitor (`dvc repro --single-item monitor`) and act on its decision"
+    if state.drift.get("batch") is None:
+        return "wait: there is no production batch to monitor yet"
     if state.drift_digest is not None and loop.is_new(state.drift_digest, state.last):
         return f"act on batch {state.drift.get('batch')}'s decision: {state.drift.get('action')}"
     return f"nothing: batch {state.drift.get('batch')}'s decision was acted on already"
@@ -91,17 +93,7 @@ def monitoring_lines(state: State) -> list[str]:
     drift = state.drift
     if drift is None:
         return [f"{'monitoring':11} no decision yet (metrics/drift.json is missing)"]
-    primary = drift.get("primary") or {}
-    basis = (
-        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
-        f"{primary.get('reference')})"
-        if primary
-        else ""
-    )
-    lines = [
-        f"{'monitoring':11} batch {drift.get('batch')}: {drift.get('action')}, "
-        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
-    ]
+    lines = [f"{'monitoring':11} {decision_text(drift)}"]
     last = state.last
     if last is not None:
         lines.append(
@@ -109,6 +101,22 @@ def monitoring_lines(state: State) -> list[str]:
             f"{last.get('action')} -> {outcome_text(last.get('outcome'))}"
         )
     return lines
+
+
+def decision_text(drift: dict[str, Any]) -> str:
+    if drift.get("batch") is None:
+        return f"nothing monitored: {drift.get('reason', 'no production batch yet')}"
+    primary = drift.get("primary") or {}
+    basis = (
+        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
+        f"{primary.get('reference')})"
+        if primary
+        else ""
+    )
+    return (
+        f"batch {drift.get('batch')}: {drift.get('action')}, "
+        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
+    )
 
 
 def outcome_text(outcome: Any) -> str:

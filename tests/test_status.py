@@ -22,6 +22,9 @@ DRIFT = {
 }
 
 
+NO_BATCH = {"batch": None, "action": "none", "reason": "no production batch under data/incoming/x"}
+
+
 def state(**changes: object) -> State:
     base = State(
         version="2",
@@ -50,6 +53,7 @@ def test_next_action_follows_the_controllers_order() -> None:
     assert next_action(state(dvc_changed=None)).startswith("run the monitor")
     assert next_action(state()) == "act on batch 2018-11's decision: warn"
     assert next_action(state(last=acted)).startswith("nothing: batch 2018-11's decision")
+    assert next_action(state(drift=NO_BATCH)) == "wait: there is no production batch to monitor yet"
 
 
 def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
@@ -62,6 +66,8 @@ def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
     assert "changed: train (`dvc repro` runs them)" in text
     empty = "\n".join(render(State(dvc_changed=[])))
     assert "no champion yet" in empty and "no decision yet" in empty
+    waiting = "\n".join(render(state(drift=NO_BATCH)))
+    assert "monitoring  nothing monitored: no production batch under data/incoming/x" in waiting
 
 
 @pytest.mark.slow
