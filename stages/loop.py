@@ -89,6 +89,23 @@ class Paths:
         return self.state / "acting.json"
 
 
+def decision_text(drift: dict[str, Any]) -> str:
+    """One line for a monitoring decision (metrics/drift.json)."""
+    if drift.get("batch") is None:
+        return f"nothing monitored: {drift.get('reason', 'no production batch yet')}"
+    primary = drift.get("primary") or {}
+    basis = (
+        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
+        f"{primary.get('reference')})"
+        if primary
+        else ""
+    )
+    return (
+        f"batch {drift.get('batch')}: {drift.get('action')}, "
+        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
+    )
+
+
 # --- lock and journal -------------------------------------------------------------
 
 

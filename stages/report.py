@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from stages import runner
+from stages import loop, runner
 from stages.config.compose import find_root
 from stages.errors import DriftloopError
 from stages.outputs import atomic_file, read_json
@@ -124,12 +124,8 @@ def model_gate_lines(evaluation: dict[str, Any] | None, config: Any) -> list[str
 def drift_lines(drift: dict[str, Any] | None, base: dict[str, Any] | None) -> list[str]:
     if drift is None:
         return ["No monitoring decision yet (no " + DRIFT + ")."]
-    primary = drift.get("primary") or {}
-    lines = [
-        f"Batch {drift.get('batch')}: **{drift.get('action')}**, deviation "
-        f"{drift.get('deviation_percent', 0.0):.2f} % ({primary.get('metric')} "
-        f"{primary.get('basis')} {primary.get('current')} vs reference {primary.get('reference')})."
-    ]
+    text = loop.decision_text(drift)
+    lines = [text[:1].upper() + text[1:] + "."]
     lines += [f"- alert: {_cell(alert)}" for alert in drift.get("alerts", [])]
     if base is not None and base.get("action") != drift.get("action"):
         lines.append(

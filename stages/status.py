@@ -93,7 +93,7 @@ def monitoring_lines(state: State) -> list[str]:
     drift = state.drift
     if drift is None:
         return [f"{'monitoring':11} no decision yet (metrics/drift.json is missing)"]
-    lines = [f"{'monitoring':11} {decision_text(drift)}"]
+    lines = [f"{'monitoring':11} {loop.decision_text(drift)}"]
     last = state.last
     if last is not None:
         lines.append(
@@ -101,22 +101,6 @@ def monitoring_lines(state: State) -> list[str]:
             f"{last.get('action')} -> {outcome_text(last.get('outcome'))}"
         )
     return lines
-
-
-def decision_text(drift: dict[str, Any]) -> str:
-    if drift.get("batch") is None:
-        return f"nothing monitored: {drift.get('reason', 'no production batch yet')}"
-    primary = drift.get("primary") or {}
-    basis = (
-        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
-        f"{primary.get('reference')})"
-        if primary
-        else ""
-    )
-    return (
-        f"batch {drift.get('batch')}: {drift.get('action')}, "
-        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
-    )
 
 
 def outcome_text(outcome: Any) -> str:
