@@ -23,12 +23,12 @@ run: $(STAMP)
 	$(BIN)/dvc repro
 
 test: $(STAMP)
-	$(BIN)/ruff check stages tests benchmarks
+	$(BIN)/ruff check driftloop stages tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check stages tests benchmarks
+	$(BIN)/ruff check driftloop stages tests benchmarks
 	$(BIN)/mypy
 
 bench: $(STAMP)

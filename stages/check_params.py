@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages import runner
-from stages.outputs import atomic_file
+from driftloop.core import runner
+from driftloop.core.outputs import atomic_file
 
 OK_TEXT = "params.yaml matches conf/\n"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import stages  # noqa: F401 - sets the offline environment first
-from stages.config.compose import load
-from stages.config.schema import DriftloopConfig
+import driftloop  # noqa: F401 - sets the offline environment first
+from driftloop.config.compose import load
+from driftloop.config.schema import DriftloopConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,7 +27,7 @@ def config() -> DriftloopConfig:
 
 @pytest.fixture(scope="session")
 def spark(config: DriftloopConfig) -> Iterator[object]:
-    from stages.adapters.spark import session
+    from driftloop.adapters.spark import session
 
     cfg = config.spark
     cfg.master = "local[2]"

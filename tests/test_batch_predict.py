@@ -16,17 +16,28 @@ import pyarrow as pa
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from stages import batch_predict, cli, ingest
-from stages.adapters import parquet
-from stages.batch_predict import Written
-from stages.config.schema import ColumnType, DriftloopConfig, Problem
-from stages.errors import DataError, DriftloopError
-from stages.featurize import featurize_pandas, plan
-from stages.outputs import write_json
-from stages.predictor import Predictor, Scores
-from stages.promote import Champion, load_champion
-from stages.serve.service import Outputs
-from stages.train import CARD_FILE, MODEL_FILE, build_pipeline, columns, model_bytes, split_xy
+from driftloop import cli
+from driftloop.adapters import parquet
+from driftloop.config.schema import ColumnType, DriftloopConfig, Problem
+from driftloop.core import champion as champion_core
+from driftloop.core import data as data_core
+from driftloop.core import predictor as predictor_core
+from driftloop.core import scoring as scoring_core
+from driftloop.core.champion import Champion, load_champion
+from driftloop.core.model import (
+    CARD_FILE,
+    MODEL_FILE,
+    build_pipeline,
+    columns,
+    model_bytes,
+    split_xy,
+)
+from driftloop.core.outputs import write_json
+from driftloop.core.plan import featurize_pandas, plan
+from driftloop.core.predictor import Outputs, Predictor, Scores
+from driftloop.core.scoring import Written
+from driftloop.errors import DataError, DriftloopError
+from stages import batch_predict
 from tests.conftest import ROOT
 
 ROWS = 6000
@@ -36,8 +47,8 @@ VERSION = "7"
 @pytest.fixture(scope="module")
 def raw(config: DriftloopConfig) -> pd.DataFrame:
     """Reference rows with some inputs missing (numbers, text and booleans)."""
-    frame, _ = ingest.load_source(config.data, Path("unused"))
-    rows = ingest.combine([ingest.conform(frame.head(ROWS), config.data, "ref")], config.data)
+    frame, _ = data_core.load_source(config.data, Path("unused"))
+    rows = data_core.combine([data_core.conform(frame.head(ROWS), config.data, "ref")], config.data)
     rng = np.random.default_rng(0)
     for name in ("car_value", "salary_range", "repaid_loan_on_prev_car"):
         rows[name] = rows[name].astype(object).where(rng.random(len(rows)) > 0.05, None)
@@ -47,7 +58,7 @@ def raw(config: DriftloopConfig) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def raw_file(config: DriftloopConfig, raw: pd.DataFrame, tmp_path_factory: Any) -> Path:
     path = tmp_path_factory.mktemp("raw") / "data.parquet"
-    parquet.write_table(ingest.to_arrow(raw, config.data), path, 1000)
+    parquet.write_table(data_core.to_arrow(raw, config.data), path, 1000)
     return path
 
 
@@ -87,7 +98,7 @@ def splits(spark: Any, config: DriftloopConfig) -> Iterator[None]:
 
 
 def run(spark: Any, source: Path, champion: Path, config: DriftloopConfig, out: Path) -> Written:
-    loaded = batch_predict.load_champion(champion)
+    loaded = champion_core.load_champion(champion)
     return batch_predict.write_predictions(spark, source, loaded, config, out)
 
 
@@ -97,9 +108,9 @@ def read(folder: Path) -> pd.DataFrame:
 
 def in_process(config: DriftloopConfig, model: Any, raw_file: Path) -> Scores:
     feature_plan = plan(config.features, config.data)
-    inputs = batch_predict.input_columns(config.data, feature_plan)
+    inputs = predictor_core.input_columns(config.data, feature_plan)
     table = parquet.read_table(raw_file).sort_by("id")
-    columns_ = batch_predict.predictor_columns(table, {c: config.data.schema[c] for c in inputs})
+    columns_ = scoring_core.predictor_columns(table, {c: config.data.schema[c] for c in inputs})
     return Predictor(model, feature_plan, config.data.problem).predict(columns_)
 
 
@@ -194,7 +205,7 @@ def test_missing_input_column_fails_and_keeps_the_last_output(
     data = copy.deepcopy(config.data)
     del data.schema["driver_tenure"]
     broken = tmp_path / "broken.parquet"
-    parquet.write_table(ingest.to_arrow(raw.drop(columns=["driver_tenure"]), data), broken, 1000)
+    parquet.write_table(data_core.to_arrow(raw.drop(columns=["driver_tenure"]), data), broken, 1000)
     with pytest.raises(DataError, match=f"{broken}: missing input column\\(s\\) driver_tenure"):
         run(spark, broken, champion, config, tmp_path / "out")
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
@@ -206,7 +217,7 @@ def test_missing_input_column_fails_and_keeps_the_last_output(
 
 def test_missing_champion_names_the_model_file(tmp_path: Path) -> None:
     with pytest.raises(DriftloopError, match=f"no champion model at {tmp_path}/champion/model.pkl"):
-        batch_predict.load_champion(tmp_path / "champion")
+        champion_core.load_champion(tmp_path / "champion")
 
 
 def test_stage_command_without_champion_is_one_error(raw_file: Path, tmp_path: Path) -> None:
@@ -224,10 +235,10 @@ def test_check_input_names_missing_and_mistyped_columns() -> None:
     schema = pa.schema([("id", pa.int64()), ("car_value", pa.string())])
     needed = {"id": ColumnType.int, "car_value": ColumnType.float, "loan_length": ColumnType.float}
     with pytest.raises(DataError, match=r"^in.parquet: missing input column\(s\) loan_length$"):
-        batch_predict.check_input(schema, needed, "in.parquet")
+        scoring_core.check_input(schema, needed, "in.parquet")
     del needed["loan_length"]
     with pytest.raises(DataError, match=r"column 'car_value' is string, data\.schema says float"):
-        batch_predict.check_input(schema, needed, "in.parquet")
+        scoring_core.check_input(schema, needed, "in.parquet")
 
 
 def test_predictor_columns_types_and_nulls() -> None:
@@ -239,7 +250,7 @@ def test_predictor_columns_types_and_nulls() -> None:
         }
     )
     types = {"n": ColumnType.int, "b": ColumnType.bool, "s": ColumnType.string}
-    out = batch_predict.predictor_columns(table, types)
+    out = scoring_core.predictor_columns(table, types)
     np.testing.assert_array_equal(out["n"], [1.0, np.nan, 3.0])
     np.testing.assert_array_equal(out["b"], [1.0, np.nan, 0.0])
     assert out["n"].dtype == np.float64 and out["s"].dtype == object
@@ -256,12 +267,12 @@ def test_multiclass_gets_one_probability_column_per_class(config: DriftloopConfi
         ["low", "high"],
     )
     predictor = type("Fitted", (), {"classes": ["low", "high"]})()
-    types = batch_predict.prediction_types(data, predictor)  # type: ignore[arg-type]
+    types = scoring_core.prediction_types(data, predictor)  # type: ignore[arg-type]
     scoring: Any = type("S", (), {})()
     scoring.keep, scoring.types, scoring.digest = ["id"], types, "0123abcd"
     scoring.outputs = Outputs.of(data)
     batch = pa.record_batch({"id": pa.array([5, 6], pa.int64())})
-    table = batch_predict.output_table(batch, scores, scoring)
+    table = scoring_core.output_table(batch, scores, scoring)
     assert table.column_names == [
         "id",
         "y_pred",
@@ -284,19 +295,19 @@ class Loads:
 def test_worker_unpickles_the_model_once_per_digest(
     config: DriftloopConfig, model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batch_predict, "_LOADED", {})
+    monkeypatch.setattr(scoring_core, "_LOADED", {})
     data = model_bytes(model)
     champion = Champion(Path("unused"), data, model, VERSION)
     scoring: Any = type("S", (), {})()
     scoring.model = type("Broadcast", (), {"value": data})()
     scoring.digest, scoring.loads, scoring.probe = champion.digest, Loads(), {}
     scoring.feature_plan, scoring.problem = plan(config.features, config.data), Problem.binary
-    first = batch_predict.worker_predictor(scoring)
-    assert batch_predict.worker_predictor(scoring) is first
+    first = scoring_core.worker_predictor(scoring)
+    assert scoring_core.worker_predictor(scoring) is first
     assert scoring.loads.count == 1
     scoring.digest = "another model"
-    assert batch_predict.worker_predictor(scoring) is not first
-    assert scoring.loads.count == 2 and len(batch_predict._LOADED) == 1
+    assert scoring_core.worker_predictor(scoring) is not first
+    assert scoring.loads.count == 2 and len(scoring_core._LOADED) == 1
 
 
 def fail(batch: pa.RecordBatch) -> pa.Table:
@@ -305,7 +316,7 @@ def fail(batch: pa.RecordBatch) -> pa.Table:
 
 @pytest.mark.slow
 def test_a_failing_python_task_is_one_line(spark: Any, raw_file: Path, tmp_path: Path) -> None:
-    from stages.adapters.spark import write_splits
+    from driftloop.adapters.spark import write_splits
 
     frame = spark.read.parquet(str(raw_file))
     with pytest.raises(DriftloopError) as caught:

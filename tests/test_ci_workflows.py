@@ -8,7 +8,7 @@ import argparse
 
 import yaml
 
-from stages import report
+from driftloop.controller import report
 from tests.conftest import ROOT
 
 

@@ -8,7 +8,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
-from stages.fastpath import compile_forest, compile_prep, model_columns, run_blocks
+from driftloop.core.fastpath import compile_forest, compile_prep, model_columns, run_blocks
 
 FRAME = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", "y", "x", "z"]})
 

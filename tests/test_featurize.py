@@ -10,20 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import featurize, ingest
-from stages.adapters import parquet
-from stages.config.schema import DriftloopConfig, SplitKind
-from stages.errors import DataError
+from driftloop.adapters import parquet
+from driftloop.config.schema import DriftloopConfig, SplitKind
+from driftloop.core import data
+from driftloop.core.plan import plan
+from driftloop.errors import DataError
+from stages import featurize
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def raw_file(config: DriftloopConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame, _ = ingest.load_source(config.data, Path("unused"))
-    raw = ingest.combine([ingest.conform(frame.head(6000), config.data, "ref")], config.data)
+    frame, _ = data.load_source(config.data, Path("unused"))
+    raw = data.combine([data.conform(frame.head(6000), config.data, "ref")], config.data)
     path = tmp_path_factory.mktemp("raw") / "data.parquet"
-    parquet.write_table(ingest.to_arrow(raw, config.data), path, 2000)
+    parquet.write_table(data.to_arrow(raw, config.data), path, 2000)
     return path
 
 
@@ -38,7 +40,7 @@ def read(folder: Path) -> pd.DataFrame:
 def test_plan_names_derived_and_onehot_columns(config: DriftloopConfig) -> None:
     features = copy.deepcopy(config.features)
     features.onehot = ["salary_range"]
-    names = featurize.plan(features, config.data).names
+    names = plan.plan(features, config.data).names
     assert names[:4] == ["log_car_value", "loan_burden", "tenure_bucket", "high_salary"]
     assert names[4:] == [
         "salary_range__0_20k",
@@ -78,8 +80,8 @@ def test_spark_features_equal_in_process_features(
     run(spark, raw_file, cfg, tmp_path)
     spark_rows = pd.concat([read(tmp_path / "train"), read(tmp_path / "holdout")]).sort_values("id")
     spark_rows = spark_rows.reset_index(drop=True)
-    feature_plan = featurize.plan(cfg.features, cfg.data)
-    local_rows = featurize.featurize_pandas(spark_rows[list(cfg.data.schema)], feature_plan)
+    feature_plan = plan.plan(cfg.features, cfg.data)
+    local_rows = plan.featurize_pandas(spark_rows[list(cfg.data.schema)], feature_plan)
     for name in feature_plan.names:
         np.testing.assert_allclose(spark_rows[name], local_rows[name], rtol=1e-13, err_msg=name)
 
@@ -90,7 +92,7 @@ def test_random_split_follows_the_in_process_rule(
     counts = run(spark, raw_file, config, tmp_path)
     holdout_ids = set(read(tmp_path / "holdout")["id"])
     all_ids = pd.concat([read(tmp_path / "train"), read(tmp_path / "holdout")])["id"]
-    expected = set(all_ids[featurize.holdout_mask(all_ids, config.features.split)])
+    expected = set(all_ids[plan.holdout_mask(all_ids, config.features.split)])
     assert holdout_ids == expected
     assert 0.15 < counts["holdout"] / 6000 < 0.25
 

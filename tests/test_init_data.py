@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import init_data
-from stages.adapters import nml
-from stages.config.compose import compose
-from stages.config.schema import ColumnType, Problem
-from stages.errors import ConfigError
-from stages.ingest import read_table_file
+from driftloop.adapters import nml
+from driftloop.config.compose import compose
+from driftloop.config.schema import ColumnType, Problem
+from driftloop.controller import init_data
+from driftloop.core.data import read_table_file
+from driftloop.errors import ConfigError
 from tests.conftest import sh
 from tests.readme import howto, run
 from tests.test_problem_types import train_through_the_gates

@@ -11,10 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from stages import host, loop
-from stages.config.schema import SweepAxis
-from stages.errors import DriftloopError
-from stages.experiments import Trial, grid, queue_status, ranked, trial_names, worker_env
+from driftloop.config.schema import SweepAxis
+from driftloop.controller import loop
+from driftloop.controller.experiments import (
+    Trial,
+    grid,
+    queue_status,
+    ranked,
+    trial_names,
+    worker_env,
+)
+from driftloop.core import host
+from driftloop.errors import DriftloopError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +44,8 @@ def test_a_second_controller_is_refused(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from stages.loop import locked\n"
+            "import sys, time; from pathlib import Path\n"
+            "from driftloop.controller.loop import locked\n"
             "with locked(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
             str(tmp_path),
         ],

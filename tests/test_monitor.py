@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.config.schema import DriftBand
-from stages.errors import DataError
-from stages.monitor import band_of, decide, evidence, primary, primary_by_chunk
+from driftloop.config.schema import DriftBand
+from driftloop.core.drift import band_of, decide, evidence, primary, primary_by_chunk
+from driftloop.errors import DataError
 
 BANDS = [
     DriftBand("none", 0, 2),
@@ -145,7 +145,7 @@ def test_make_run_monitors_the_first_month_of_production(done: Path) -> None:
 
 @pytest.mark.slow
 def test_no_batch_yet_records_none(done: Path, tmp_path: Path) -> None:
-    from stages.cli import main
+    from driftloop.cli import main
 
     out = tmp_path / "out"
     args = [

@@ -15,12 +15,12 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression
 
-from stages import predictor as predictor_module
-from stages.config.schema import DriftloopConfig, Problem
-from stages.featurize import featurize_pandas, plan
-from stages.ingest import conform, load_source
-from stages.predictor import Predictor, input_columns, to_columns
-from stages.train import build_pipeline, columns, model_input, split_xy
+from driftloop.config.schema import DriftloopConfig, Problem
+from driftloop.core import predictor as predictor_module
+from driftloop.core.data import conform, load_source
+from driftloop.core.model import build_pipeline, columns, model_input, split_xy
+from driftloop.core.plan import featurize_pandas, plan
+from driftloop.core.predictor import Predictor, input_columns, to_columns
 from tests.conftest import ROOT
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from stages import evaluate, featurize, ingest, promote, train, validate_data
-from stages.adapters import gx
-from stages.config.compose import compose
-from stages.config.schema import DriftloopConfig
+from driftloop.adapters import gx
+from driftloop.config.compose import compose
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core import data, evaluation, validation
+from driftloop.core import gate as gate_core
+from driftloop.core import model as model_core
+from driftloop.core.plan import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -51,23 +54,23 @@ def test_problem_type_trains_and_passes_its_gate(case: str, tmp_path: Path) -> N
 def train_through_the_gates(config: DriftloopConfig, source: Path) -> dict[str, float]:
     """The pipeline's cores in process: ingest, the data gate, features, training,
     evaluation and the model gate (every rule must pass); the holdout metrics."""
-    frame, name = ingest.load_source(config.data, source)
-    raw = ingest.combine([ingest.conform(frame, config.data, name)], config.data)
+    frame, name = data.load_source(config.data, source)
+    raw = data.combine([data.conform(frame, config.data, name)], config.data)
     gate = gx.validate(
-        validate_data.frame_for_gate(ingest.to_arrow(raw, config.data)),
+        validation.frame_for_gate(data.to_arrow(raw, config.data)),
         config.expectations.suite,
-        validate_data.build_specs(config.data, config.expectations),
+        validation.build_specs(config.data, config.expectations),
         None,
     )
     assert gate.success, gate.failures
-    table = featurize.featurize_pandas(raw, featurize.plan(config.features, config.data))
-    holdout = featurize.holdout_mask(table[config.data.columns.id], config.features.split)
-    cols = train.columns(config)
-    estimator = train.build_estimator(config.model, config.data.problem)
-    pipeline = train.build_pipeline(estimator, cols, config.data, config.train.scale_numeric)
-    pipeline.fit(*train.split_xy(table[~holdout], cols, "train"))
-    result = evaluate.evaluate_model(pipeline, table[holdout], config, cols)
-    verdicts = promote.judge({"candidate": result["metrics"]}, config.evaluate)
-    assert all(v.passed for v in verdicts), promote.table(verdicts)
+    table = plan.featurize_pandas(raw, plan.plan(config.features, config.data))
+    holdout = plan.holdout_mask(table[config.data.columns.id], config.features.split)
+    cols = model_core.columns(config)
+    estimator = model_core.build_estimator(config.model, config.data.problem)
+    pipeline = model_core.build_pipeline(estimator, cols, config.data, config.train.scale_numeric)
+    pipeline.fit(*model_core.split_xy(table[~holdout], cols, "train"))
+    result = evaluation.evaluate_model(pipeline, table[holdout], config, cols)
+    verdicts = gate_core.judge({"candidate": result["metrics"]}, config.evaluate)
+    assert all(v.passed for v in verdicts), gate_core.table(verdicts)
     metrics: dict[str, float] = result["metrics"]
     return metrics

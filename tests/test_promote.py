@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from stages import promote
-from stages.config.schema import DriftloopConfig, PromotionRule
+from driftloop.config.schema import DriftloopConfig, PromotionRule
+from driftloop.core import champion as champion_core
+from driftloop.core import gate, promotion
 
 
 def report(candidate: dict[str, float], champion: dict[str, float] | None = None) -> dict[str, Any]:
@@ -42,35 +43,35 @@ def rules(config: DriftloopConfig) -> Any:
     return cfg
 
 
-def failed(verdicts: list[promote.Verdict]) -> list[str]:
+def failed(verdicts: list[gate.Verdict]) -> list[str]:
     return [v.rule for v in verdicts if not v.passed]
 
 
 def test_first_model_needs_only_the_minimums(rules: Any) -> None:
-    assert failed(promote.judge(report({"roc_auc": 0.95, "log_loss": 0.2}), rules)) == []
-    assert failed(promote.judge(report({"roc_auc": 0.85, "log_loss": 0.2}), rules)) == [
+    assert failed(gate.judge(report({"roc_auc": 0.95, "log_loss": 0.2}), rules)) == []
+    assert failed(gate.judge(report({"roc_auc": 0.85, "log_loss": 0.2}), rules)) == [
         "roc_auc >= 0.9"
     ]
 
 
 def test_lower_is_better_metrics(rules: Any) -> None:
-    assert failed(promote.judge(report({"roc_auc": 0.95, "log_loss": 0.4}), rules)) == [
+    assert failed(gate.judge(report({"roc_auc": 0.95, "log_loss": 0.4}), rules)) == [
         "log_loss <= 0.3"
     ]
 
 
 def test_regression_against_the_champion(rules: Any) -> None:
-    verdicts = promote.judge(report({"roc_auc": 0.95, "log_loss": 0.2}, {"roc_auc": 0.97}), rules)
+    verdicts = gate.judge(report({"roc_auc": 0.95, "log_loss": 0.2}, {"roc_auc": 0.97}), rules)
     assert failed(verdicts) == ["roc_auc vs champion 0.9700"]
     margin = next(v.margin for v in verdicts if not v.passed)
     assert margin == pytest.approx(-0.01)
-    assert "FAIL" in promote.table(verdicts) and "-0.0100" in promote.table(verdicts)
+    assert "FAIL" in gate.table(verdicts) and "-0.0100" in gate.table(verdicts)
 
 
 def test_required_slices_must_each_pass(rules: Any) -> None:
     rules.required_slices = ["salary_range"]
     rules.rules[0].min = 0.95
-    assert failed(promote.judge(report({"roc_auc": 0.96, "log_loss": 0.2}), rules)) == [
+    assert failed(gate.judge(report({"roc_auc": 0.96, "log_loss": 0.2}), rules)) == [
         "roc_auc on salary_range=high"
     ]
 
@@ -79,7 +80,7 @@ def test_failed_behaviour_or_prediction_suite_blocks(rules: Any) -> None:
     bad = report({"roc_auc": 0.95, "log_loss": 0.2})
     bad["behaviour"][0] |= {"value": 0.2, "passed": False}
     bad["predictions_gate"] = {"success": False}
-    assert failed(promote.judge(bad, rules)) == ["car_value+1: invariance <=", "predictions suite"]
+    assert failed(gate.judge(bad, rules)) == ["car_value+1: invariance <=", "predictions suite"]
 
 
 def make_candidate(folder: Path, text: bytes) -> Path:
@@ -91,19 +92,25 @@ def make_candidate(folder: Path, text: bytes) -> Path:
 
 def test_champion_switch_is_one_symlink_rename(tmp_path: Path) -> None:
     models = tmp_path / "models"
-    promote.switch_champion(models, "1", make_candidate(tmp_path / "c1", b"one"), {"version": "1"})
+    promotion.switch_champion(
+        models, "1", make_candidate(tmp_path / "c1", b"one"), {"version": "1"}
+    )
     assert (models / "champion" / "model.pkl").read_bytes() == b"one"
-    promote.switch_champion(models, "2", make_candidate(tmp_path / "c2", b"two"), {"version": "2"})
+    promotion.switch_champion(
+        models, "2", make_candidate(tmp_path / "c2", b"two"), {"version": "2"}
+    )
     assert os.readlink(models / "champion") == "versions/2"
     assert json.loads((models / "champion" / "card.json").read_text())["version"] == "2"
-    assert promote.current_version(models) == "2"
-    promote.point_champion(models, "1")
+    assert champion_core.current_version(models) == "2"
+    promotion.point_champion(models, "1")
     assert (models / "champion" / "model.pkl").read_bytes() == b"one"
     assert sorted(p.name for p in models.iterdir()) == ["champion", "versions"]
 
 
 def test_an_identical_candidate_is_recognised(tmp_path: Path) -> None:
     models = tmp_path / "models"
-    promote.switch_champion(models, "1", make_candidate(tmp_path / "c1", b"same"), {"version": "1"})
-    assert promote.same_model(make_candidate(tmp_path / "c2", b"same"), models / "champion")
-    assert not promote.same_model(make_candidate(tmp_path / "c3", b"other"), models / "champion")
+    promotion.switch_champion(
+        models, "1", make_candidate(tmp_path / "c1", b"same"), {"version": "1"}
+    )
+    assert promotion.same_model(make_candidate(tmp_path / "c2", b"same"), models / "champion")
+    assert not promotion.same_model(make_candidate(tmp_path / "c3", b"other"), models / "champion")

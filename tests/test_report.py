@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.report import data_gate_lines, drift_lines, metrics_table, params_table
+from driftloop.controller.report import data_gate_lines, drift_lines, metrics_table, params_table
 from tests.conftest import commit, sh
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import runner
+from driftloop.core import runner
 from tests.conftest import env
 
 

@@ -1,4 +1,4 @@
-"""Drift injection and the replayed months (pure parts of stages.simulate)."""
+"""Drift injection and the replayed months (pure parts of driftloop.controller.simulate)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.config.schema import DriftloopConfig
-from stages.errors import ConfigError
-from stages.simulate import Injection, analysis_months, inject, load_scenario, records
+from driftloop.config.schema import DriftloopConfig
+from driftloop.controller.simulate import Injection, analysis_months, inject, load_scenario, records
+from driftloop.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

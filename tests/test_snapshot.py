@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from stages.config.schema import ColumnType, DriftloopConfig
-from stages.serve.predlog import Entry, PredictionLog, log_schema
-from stages.snapshot import STATE, snapshot
+from driftloop.config.schema import ColumnType, DriftloopConfig
+from driftloop.controller.snapshot import STATE, snapshot
+from driftloop.serve.predlog import Entry, PredictionLog, log_schema
 
 
 def write_log(folder: Path, requests: list[str], timestamp: object = None) -> None:

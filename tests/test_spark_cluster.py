@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from stages.adapters.spark import executor_settings
-from stages.adapters.spark_standalone import HOST, Cluster, start_cluster
-from stages.config.compose import compose
-from stages.errors import ConfigError
+from driftloop.adapters.spark import executor_settings
+from driftloop.adapters.spark_standalone import HOST, Cluster, start_cluster
+from driftloop.config.compose import compose
+from driftloop.errors import ConfigError
 from tests.conftest import ROOT
 from tests.readme import apply, howto, run
 from tests.test_pipeline import stages_run

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import loop
-from stages.status import State, next_action, render
+from driftloop.controller import loop
+from driftloop.controller.status import State, next_action, render
 from tests.conftest import BIN, sh
 
 DRIFT = {

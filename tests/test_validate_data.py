@@ -7,25 +7,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages import ingest, validate_data
-from stages.adapters import gx
-from stages.config.schema import DriftloopConfig
+from driftloop.adapters import gx
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core import data, validation
 
 
 @pytest.fixture(scope="module")
 def raw(config: DriftloopConfig) -> pd.DataFrame:
-    frame, _ = ingest.load_source(config.data, Path("unused"))
-    conformed = ingest.conform(frame.head(5000), config.data, "ref")
-    return validate_data.frame_for_gate(ingest.to_arrow(conformed, config.data))
+    frame, _ = data.load_source(config.data, Path("unused"))
+    conformed = data.conform(frame.head(5000), config.data, "ref")
+    return validation.frame_for_gate(data.to_arrow(conformed, config.data))
 
 
 def run_gate(config: DriftloopConfig, frame: pd.DataFrame, docs: Path | None = None) -> gx.Outcome:
-    specs = validate_data.build_specs(config.data, config.expectations)
+    specs = validation.build_specs(config.data, config.expectations)
     return gx.validate(frame, config.expectations.suite, specs, docs)
 
 
 def test_suite_covers_schema_sets_ranges_nulls_and_ids(config: DriftloopConfig) -> None:
-    specs = validate_data.build_specs(config.data, config.expectations)
+    specs = validation.build_specs(config.data, config.expectations)
     kinds = {(s.type, s.kwargs.get("column")) for s in specs}
     assert ("expect_table_columns_to_match_set", None) in kinds
     assert ("expect_table_row_count_to_be_between", None) in kinds
@@ -45,7 +45,7 @@ def test_good_data_passes_and_writes_docs(
     outcome = run_gate(config, raw, tmp_path / "docs")
     assert outcome.success, outcome.failures
     assert (tmp_path / "docs" / "index.html").is_file()
-    summary = validate_data.gate_summary(outcome)
+    summary = validation.gate_summary(outcome)
     assert summary == {"success": True, "evaluated": outcome.evaluated, "failed": []}
 
 
@@ -59,7 +59,7 @@ def test_bad_data_fails_naming_each_expectation_with_examples(
     bad.loc[9:100, "loan_length"] = None
     outcome = run_gate(config, bad)
     assert not outcome.success
-    lines = {validate_data.describe_failure(f) for f in outcome.failures}
+    lines = {validation.describe_failure(f) for f in outcome.failures}
     text = "\n".join(sorted(lines))
     assert "expect_column_values_to_be_between on 'car_value'" in text and "-1.0" in text
     assert "expect_column_values_to_be_in_set on 'salary_range'" in text and "'a million'" in text

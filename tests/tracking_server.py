@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.host import free_port
+from driftloop.core.host import free_port
 from tests.conftest import BIN, env
 
 USER = "driftloop"

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.adapters import nml
-from stages.ingest import read_table_file
+from driftloop.adapters import nml
+from driftloop.core.data import read_table_file
 
 FEATURES = [
     "car_value",
@@ -47,7 +47,7 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_import_starts_no_jvm_and_no_mlflow() -> None:
     code = (
-        "import sys, stages.adapters.nml as a; a.nannyml(); "
+        "import sys, driftloop.adapters.nml as a; a.nannyml(); "
         "print('pyspark' in sys.modules, 'mlflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.adapters.tracking import tracking_uri
-from stages.config.schema import TrackingConfig
+from driftloop.adapters.tracking import tracking_uri
+from driftloop.config.schema import TrackingConfig
 
 
 def test_embedded_store_is_the_projects_own(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.config.compose import check_fresh, compose, conf_digest, load
-from stages.config.schema import DriftloopConfig, Problem
-from stages.errors import ConfigError
+from driftloop.config.compose import check_fresh, compose, conf_digest, load
+from driftloop.config.schema import DriftloopConfig, Problem
+from driftloop.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from stages.features.expressions import ExpressionError, Kind, parse, parse_all
-from stages.features.local import evaluate, evaluate_record
+from driftloop.core.features.expressions import ExpressionError, Kind, parse, parse_all
+from driftloop.core.features.local import evaluate, evaluate_record
 
 COLUMNS = {"x": Kind.num, "y": Kind.num, "s": Kind.str}
 

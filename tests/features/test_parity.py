@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages.adapters.spark import to_column
-from stages.features.expressions import Kind, inline, parse_all
-from stages.features.local import evaluate
+from driftloop.adapters.spark import to_column
+from driftloop.core.features.expressions import Kind, inline, parse_all
+from driftloop.core.features.local import evaluate
 
 pytestmark = pytest.mark.slow
 

@@ -17,14 +17,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stages.config.schema import DriftloopConfig
-from stages.featurize import featurize_pandas, plan
-from stages.host import free_port
-from stages.ingest import conform, load_source
-from stages.promote import point_champion
-from stages.serve.app import create_app
-from stages.serve.service import Settings
-from stages.train import CARD_FILE, MODEL_FILE, build_pipeline, columns, split_xy
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core.data import conform, load_source
+from driftloop.core.host import free_port
+from driftloop.core.model import CARD_FILE, MODEL_FILE, build_pipeline, columns, split_xy
+from driftloop.core.plan import featurize_pandas, plan
+from driftloop.core.promotion import point_champion
+from driftloop.serve.app import create_app
+from driftloop.serve.service import Settings
 from tests.conftest import BIN, ROOT, env
 
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from stages.config.schema import DriftloopConfig
-from stages.promote import point_champion
-from stages.serve.app import create_app
-from stages.serve.service import Settings
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core.promotion import point_champion
+from driftloop.serve.app import create_app
+from driftloop.serve.service import Settings
 from tests.conftest import ROOT
 
 EXAMPLE = {
@@ -61,7 +61,7 @@ def _model_proba(app: Any, records: list[dict[str, Any]]) -> list[float]:
     """The fitted scikit-learn pipeline itself on the same features."""
     import pandas as pd
 
-    from stages.featurize import featurize_pandas
+    from driftloop.core.plan import featurize_pandas
 
     predictor = app.state.service.champion.predictor
     frame = featurize_pandas(pd.DataFrame(records), predictor.plan)
@@ -214,7 +214,7 @@ def test_openapi_documents_the_request_model(client: TestClient) -> None:
 def test_serve_without_a_champion_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stages.cli import main
+    from driftloop.cli import main
 
     code = main(["serve", "--params", str(ROOT / "params.yaml"), "--models", str(tmp_path)])
     assert code == 1

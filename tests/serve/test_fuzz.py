@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
-from stages.config.schema import DriftloopConfig
+from driftloop.config.schema import DriftloopConfig
 from tests.conftest import ROOT
 from tests.serve.conftest import Server, files, make_models
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from stages.serve.command import shared_metrics
-from stages.serve.metrics import MULTIPROC_ENV
+from driftloop.serve.command import shared_metrics
+from driftloop.serve.metrics import MULTIPROC_ENV
 from tests.conftest import ROOT
 
 # argv: the version served first, the version after a reload, requests, whether to
 # stop cleanly (a killed worker does not)
 WORKER = """
 import os, sys
-from stages.serve.metrics import ServiceMetrics
+from driftloop.serve.metrics import ServiceMetrics
 metrics = ServiceMetrics()
 metrics.serving(sys.argv[1])
 metrics.serving(sys.argv[2])
@@ -69,7 +69,7 @@ def test_workers_metrics_are_merged_and_only_live_versions_shown(tmp_path: Path)
 
 
 def test_multiprocess_mode_without_its_folder_fails_clearly(tmp_path: Path) -> None:
-    script = "from stages.serve.metrics import ServiceMetrics; ServiceMetrics()"
+    script = "from driftloop.serve.metrics import ServiceMetrics; ServiceMetrics()"
     env = {**os.environ, MULTIPROC_ENV: str(tmp_path / "missing")}
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True

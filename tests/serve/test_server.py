@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from stages.promote import point_champion
+from driftloop.core.promotion import point_champion
 from tests.conftest import ROOT, sh
 from tests.serve import load
 from tests.serve.conftest import get, scrape
@@ -195,9 +195,9 @@ def test_hot_reload_under_load_without_errors(
 def test_serve_from_the_registry_alias(copy: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from stages.config.compose import load
-    from stages.serve.app import create_app
-    from stages.serve.service import Settings
+    from driftloop.config.compose import load
+    from driftloop.serve.app import create_app
+    from driftloop.serve.service import Settings
 
     sh(["driftloop", "compose", "serve.from_registry=true"], copy)
     config = load(copy / "params.yaml")

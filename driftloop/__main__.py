@@ -1,0 +1,5 @@
+import sys
+
+from driftloop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,357 @@
+"""loop: the controller that closes the loop (`driftloop loop --once | --watch S`).
+
+One pass: take the new part of the prediction log as a batch (DVC-tracked),
+run the monitor stage alone (`dvc repro --single-item monitor`), read its
+decision from metrics/drift.json and act on it:
+
+- none: record it;
+- warn: record it, append an alert line and keep a copy of the report;
+- retrain: `dvc repro`, which trains on the labelled batches inside the
+  training window, tests the candidate and promotes it if it passes the gate
+  (a running service hot-reloads the new champion);
+- experiment: queue the sweep of conf/monitor, run the queue and write a
+  review report (driftloop.controller.experiments); nothing is promoted.
+
+Every decision goes to a JSON-lines log and to MLflow. A lock file keeps a
+second controller out; before acting the controller writes what it is about
+to do to a journal, and clears it once the decision is logged, so a pass
+killed half-way is finished by the next one (every action is idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from driftloop.config.schema import DriftloopConfig
+from driftloop.controller import experiments, snapshot
+from driftloop.controller.workspace import (  # moved
+    GATE_REFUSED,
+    Paths,
+    append_line,
+    gate_blocked,
+    repro,
+    run,
+    tail,
+)
+from driftloop.core import host, lineage, runner
+from driftloop.core.champion import current_version
+from driftloop.core.outputs import write_json
+from driftloop.errors import DriftloopError
+
+log = logging.getLogger("driftloop")
+
+
+def decision_text(drift: dict[str, Any]) -> str:
+    """One line for a monitoring decision (metrics/drift.json)."""
+    if drift.get("batch") is None:
+        return f"nothing monitored: {drift.get('reason', 'no production batch yet')}"
+    primary = drift.get("primary") or {}
+    basis = (
+        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
+        f"{primary.get('reference')})"
+        if primary
+        else ""
+    )
+    return (
+        f"batch {drift.get('batch')}: {drift.get('action')}, "
+        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
+    )
+
+
+# --- lock and journal -------------------------------------------------------------
+
+
+@contextmanager
+def locked(state: Path) -> Iterator[None]:
+    """Hold .driftloop/loop.lock for the block; another holder is an error.
+
+    An flock dies with its process, so a killed controller never leaves a
+    stale lock behind."""
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "loop.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise DriftloopError(
+                f"another controller is running (pid {holder}, lock {path}); "
+                "only one may act at a time"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def last_decision(decisions: Path) -> dict[str, Any] | None:
+    if not decisions.is_file():
+        return None
+    lines = [line for line in decisions.read_text().splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def is_new(drift_digest: str, last: dict[str, Any] | None) -> bool:
+    """A decision not acted on yet (the monitor ran on something new)."""
+    if last is None:
+        return True
+    return drift_digest not in (last.get("drift_digest"), last.get("drift_after"))
+
+
+def clear_stale_dvc_locks(root: Path) -> list[int]:
+    """Drop the entries a killed DVC process left in .dvc/tmp/rwlock (DVC
+    refuses to run while they are there); the pids dropped.
+
+    The file is edited under DVC's own rwlock.lock. An entry of a DVC process
+    still running (one a killed controller started) is an error: the next pass
+    continues once it has finished."""
+    path = root / ".dvc/tmp/rwlock"
+    if not path.is_file():
+        return []
+    with (root / ".dvc/tmp/rwlock.lock").open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        info = json.loads(path.read_text() or "{}")
+        writers = info.get("write", {})
+        readers = info.get("read", {})
+        pids = {e["pid"] for e in writers.values()}
+        pids |= {e["pid"] for entries in readers.values() for e in entries}
+        running = sorted(p for p in pids if host.alive(p))
+        if running:
+            raise DriftloopError(
+                f"dvc (pid {', '.join(map(str, running))}) is still running in {root}; "
+                "the next pass continues once it has finished"
+            )
+        if pids:
+            write_json(path, {"write": {}, "read": {}})
+        return sorted(pids)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def track_batches(paths: Paths) -> list[str]:
+    """`dvc add` the batches git does not hold (the controller's snapshots and
+    labels dropped into them) and stage their .dvc files, so commits and queued
+    experiments carry them."""
+    if not paths.incoming.is_dir():
+        return []
+    in_git = set(run(["git", "ls-files", str(paths.incoming)], paths.root).stdout.split())
+    batches = [
+        b
+        for b in sorted(p for p in paths.incoming.iterdir() if p.is_dir())
+        if not any(name.startswith(str(b.relative_to(paths.root)) + "/") for name in in_git)
+    ]
+    if not batches:
+        return []
+    names = [str(b.relative_to(paths.root)) for b in batches]
+    run(["dvc", "add", "--quiet", *names], paths.root)
+    extra = [paths.incoming / ".gitignore", paths.incoming / snapshot.STATE]
+    staged = [f"{n}.dvc" for n in names]
+    staged += [str(f.relative_to(paths.root)) for f in extra if f.exists()]
+    run(["git", "add", "--", *staged], paths.root)
+    return [b.name for b in batches]
+
+
+def champion_version(root: Path) -> str | None:
+    return current_version(root / "data/models")
+
+
+# --- actions ----------------------------------------------------------------------
+
+
+def act(
+    action: str, drift: dict[str, Any], paths: Paths, config: DriftloopConfig
+) -> dict[str, Any]:
+    if action == "warn":
+        return warn(drift, paths)
+    if action == "retrain":
+        return retrain(paths)
+    if action == "experiment":
+        return experiments.run_sweep(paths, drift, config)
+    return {"done": "recorded"}
+
+
+def warn(drift: dict[str, Any], paths: Paths) -> dict[str, Any]:
+    kept = paths.reports / f"monitoring-{drift['batch']}.html"
+    report = paths.root / "reports/monitoring.html"
+    if report.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, kept)
+    found = drift["primary"]
+    alerts = "; ".join(drift.get("alerts", [])) or "no data alerts"
+    append_line(
+        paths.alerts,
+        f"{lineage.now()} WARN batch {drift['batch']}: {found['basis']} {found['metric']} "
+        f"{found['current']} vs {found['reference']} (drop {drift['deviation_percent']:.2f} %); "
+        f"{alerts}; report {kept.relative_to(paths.root)}",
+    )
+    return {"done": "alert", "report": str(kept.relative_to(paths.root))}
+
+
+def retrain(paths: Paths) -> dict[str, Any]:
+    """The whole DAG: ingest takes the labelled batches, the gates decide."""
+    before = champion_version(paths.root)
+    code, output = repro(paths.root)
+    blocked = gate_blocked(paths, output, "retrain") if code else None
+    if blocked is not None:
+        return blocked
+    if code != 0 and GATE_REFUSED not in output:
+        raise DriftloopError(f"retrain: `dvc repro` failed ({code}):\n{tail(output)}")
+    after = champion_version(paths.root)
+    promoted = after != before
+    outcome: dict[str, Any] = {
+        "done": "retrained",
+        "promoted": promoted,
+        "champion_before": before,
+        "champion_after": after,
+    }
+    if not promoted:
+        outcome["gate"] = "refused" if GATE_REFUSED in output else "kept the champion"
+    return outcome
+
+
+# --- one pass -----------------------------------------------------------------------
+
+
+def once(root: Path, params: Path) -> dict[str, Any] | None:
+    """One controller pass; the decision logged, or None when nothing was new."""
+    config = runner.load_params(params)
+    paths = Paths.of(root, config)
+    with locked(paths.state):
+        dropped = clear_stale_dvc_locks(root)
+        if dropped:
+            log.info("loop: cleared DVC locks of stopped processes %s", dropped)
+        if paths.journal.is_file():
+            pending = json.loads(paths.journal.read_text())
+            log.info("loop: finishing the pass a stopped controller left (%s)", pending["action"])
+            return finish(pending, paths, config)
+        taken = snapshot.snapshot(paths.log_dir, paths.incoming, config.data)
+        if taken is not None:
+            log.info("loop: %d logged rows -> batch %s", taken[1], taken[0])
+        track_batches(paths)
+        run(["dvc", "repro", "--single-item", "monitor"], root)
+        if not paths.drift.is_file():
+            raise DriftloopError(f"{paths.drift}: the monitor stage wrote no decision")
+        drift = json.loads(paths.drift.read_text())
+        drift_digest = digest(paths.drift)
+        if not is_new(drift_digest, last_decision(paths.decisions)):
+            log.info("loop: nothing new since the last decision (%s)", drift.get("action"))
+            return None
+        pending = {
+            "started_at": lineage.now(),
+            "action": drift["action"],
+            "drift": drift,
+            "drift_digest": drift_digest,
+            "champion": champion_version(root),
+            "snapshot": taken[0] if taken else None,
+        }
+        write_json(paths.journal, pending)
+        return finish(pending, paths, config)
+
+
+def finish(pending: dict[str, Any], paths: Paths, config: DriftloopConfig) -> dict[str, Any]:
+    """Act on the journalled decision, log it, clear the journal."""
+    drift = pending["drift"]
+    outcome = act(pending["action"], drift, paths, config)
+    entry = {
+        "decided_at": pending["started_at"],
+        "logged_at": lineage.now(),
+        "batch": drift.get("batch"),
+        "batches": drift.get("batches", []),
+        "action": pending["action"],
+        "deviation_percent": drift.get("deviation_percent", 0.0),
+        "primary": drift.get("primary"),
+        "evidence": drift.get("evidence", []),
+        "alerts": drift.get("alerts", []),
+        "champion": pending["champion"],
+        "snapshot": pending["snapshot"],
+        "drift_digest": pending["drift_digest"],
+        "outcome": outcome,
+    }
+    if pending["action"] == "retrain" and paths.drift.is_file():
+        entry["drift_after"] = digest(paths.drift)  # the monitor re-ran on the new champion
+    append_line(paths.decisions, json.dumps(entry, sort_keys=True))
+    log_to_mlflow(entry, config, paths.root)
+    paths.journal.unlink()
+    log.info("loop: %s (%.2f %% drop) -> %s", entry["action"], entry["deviation_percent"], outcome)
+    return entry
+
+
+def log_to_mlflow(entry: dict[str, Any], config: DriftloopConfig, root: Path) -> None:
+    from driftloop.adapters import tracking
+
+    tracking.configure(config.tracking, root)
+    tags = {"driftloop.stage": "loop", "driftloop.action": entry["action"]}
+    with tracking.run(f"loop-{entry['batch']}", tags):
+        tracking.log_params(
+            {
+                "batch": str(entry["batch"]),
+                "action": entry["action"],
+                "champion": str(entry["champion"]),
+                "outcome": json.dumps(entry["outcome"], sort_keys=True)[:6000],
+            }
+        )
+        figures = {"deviation_percent": entry["deviation_percent"]}
+        for each in entry["evidence"]:
+            figures[f"{each['basis']}_current"] = each["current"]
+            figures[f"{each['basis']}_reference"] = each["reference"]
+        tracking.log_metrics(figures)
+
+
+# --- wrapper ------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="one pass (for cron or CI)")
+    mode.add_argument("--watch", type=float, metavar="SECONDS", help="a pass every SECONDS")
+
+
+def main(args: argparse.Namespace) -> None:
+    root = args.params.resolve().parent
+    if args.once:
+        with runner.timed("loop") as say:
+            entry = once(root, args.params)
+            say("nothing new" if entry is None else f"{entry['action']}: {entry['outcome']}")
+        return
+    watch(root, args.params, args.watch)
+
+
+def watch(root: Path, params: Path, seconds: float) -> None:
+    """Passes every ``seconds`` until SIGINT or SIGTERM (the current pass ends first)."""
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: stopping.append(number))
+    while not stopping:
+        try:
+            once(root, params)
+        except DriftloopError as exc:  # the next pass retries; the journal says what
+            log.error("loop: %s", exc)
+        deadline = time.monotonic() + seconds
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.5, seconds))
+    log.info("loop: stopped")

@@ -1,0 +1,85 @@
+"""Moving the champion: the local symlink switched with one atomic rename, and
+the MLflow registry entry and alias that go with it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+from driftloop.adapters import tracking
+from driftloop.config.compose import find_root
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core import lineage
+from driftloop.core.model import CARD_FILE, MODEL_FILE, run_file
+from driftloop.core.outputs import atomic_dir, write_json
+
+
+def switch_champion(models: Path, version: str, candidate: Path, meta: dict[str, Any]) -> Path:
+    """Copy the candidate to versions/<v>, then atomically repoint champion at it."""
+    target = models / "versions" / version
+    with atomic_dir(target) as folder:
+        shutil.copy2(candidate / MODEL_FILE, folder / MODEL_FILE)
+        card = json.loads((candidate / CARD_FILE).read_text())
+        write_json(folder / CARD_FILE, {**card, **meta})
+    point_champion(models, version)
+    return target
+
+
+def point_champion(models: Path, version: str) -> None:
+    link = models / "champion"
+    tmp = models / f".champion.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(Path("versions") / version)
+    os.replace(tmp, link)  # one rename: readers see the old link or the new one
+
+
+def register_champion(
+    config: DriftloopConfig,
+    params: Path,
+    candidate: Path,
+    previous: str | None,
+    meta: dict[str, Any],
+) -> tuple[str, str | None]:
+    """Register the candidate (its training run's model) and move the alias to it."""
+    root = find_root(params.resolve().parent)
+    tracking.configure(config.tracking, root)
+    run = training_run(candidate)
+    uri = run.get("model_uri")
+    if uri is None:  # the training run is not known here: log the model file itself
+        model = pickle.loads((candidate / MODEL_FILE).read_bytes())
+        uri = tracking.log_model_file(model, None, "promote", {"driftloop.stage": "promote"})
+    name = config.tracking.registered_model
+    previous = tracking.alias_version(name, tracking.CHAMPION) or previous
+    tags = {"driftloop.previous_champion": previous or "", "git.commit": lineage.git_commit(root)}
+    tags |= {f"driftloop.{key}": str(meta[key]) for key in ("trained_at", "promoted_at")}
+    tags |= {f"{tracking.HOLDOUT_TAG}{k}": str(v) for k, v in meta["holdout_metrics"].items()}
+    version = tracking.register(uri, name, tags)
+    tracking.set_alias(name, tracking.CHAMPION, version)
+    return version, run.get("run_id")
+
+
+def training_run(candidate: Path) -> dict[str, str]:
+    """The candidate's MLflow run, if it is the run that trained these exact bytes."""
+    path = run_file(candidate)
+    if not path.is_file():
+        return {}
+    run: dict[str, str] = json.loads(path.read_text())
+    digest = hashlib.md5((candidate / MODEL_FILE).read_bytes()).hexdigest()
+    return run if run.get("model_md5") == digest else {}
+
+
+def registry_champion(config: DriftloopConfig, params: Path) -> str | None:
+    """The version the registry's champion alias points at (None without one)."""
+    tracking.configure(config.tracking, find_root(params.resolve().parent))
+    return tracking.alias_version(config.tracking.registered_model, tracking.CHAMPION)
+
+
+def same_model(candidate: Path, champion: Path) -> bool:
+    """The same fitted model (byte-identical files): re-registering it adds nothing."""
+    theirs = champion / MODEL_FILE
+    return theirs.is_file() and theirs.read_bytes() == (candidate / MODEL_FILE).read_bytes()

@@ -1,5 +1,0 @@
-import sys
-
-from stages.cli import main
-
-sys.exit(main())
