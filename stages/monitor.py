@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import html
 from pathlib import Path
-from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -22,7 +21,9 @@ from driftloop.core import runner
 from driftloop.core.champion import load_champion
 from driftloop.core.drift import (
     Decision,
+    DriftRecord,
     decide,
+    nothing_monitored,
     primary_by_chunk,
     summary,
 )
@@ -95,7 +96,7 @@ def main(args: argparse.Namespace) -> None:
 def write_outputs(
     args: argparse.Namespace, batches: list[str], decision: Decision, signals: nml.Signals
 ) -> None:
-    payload = summary(batches, decision, signals.table)
+    record = summary(batches, decision, signals.table)
     with atomic_dir(args.plots) as folder:
         for name, rows in signals.table.groupby("signal"):
             columns = [
@@ -117,10 +118,10 @@ def write_outputs(
         nml.write_report(
             tmp,
             f"Monitoring: {', '.join(batches)}",
-            [("Decision", _decision_html(payload))],
+            [("Decision", _decision_html(record))],
             figures,
         )
-    write_json(args.metrics, payload)
+    write_json(args.metrics, record.to_json())
 
 
 def write_nothing(args: argparse.Namespace) -> None:
@@ -130,14 +131,15 @@ def write_nothing(args: argparse.Namespace) -> None:
         pass
     with atomic_file(args.report) as tmp:
         nml.write_report(tmp, "Monitoring", [("Decision", f"<p>none: {reason}</p>")], {})
-    write_json(args.metrics, {"batch": None, "action": "none", "reason": reason})
+    write_json(args.metrics, nothing_monitored(reason).to_json())
 
 
-def _decision_html(payload: dict[str, Any]) -> str:
-    primary_ = payload["primary"]
-    alerts = "".join(f"<li>{html.escape(a)}</li>" for a in payload["alerts"]) or "<li>none</li>"
+def _decision_html(record: DriftRecord) -> str:
+    found = record.primary
+    assert found is not None
+    alerts = "".join(f"<li>{html.escape(a)}</li>" for a in record.alerts) or "<li>none</li>"
     return (
-        f"<p><b>{html.escape(payload['action'])}</b>: {primary_['basis']} {primary_['metric']} "
-        f"{primary_['current']} against {primary_['reference']} in the reference period, "
-        f"a drop of {payload['deviation_percent']:.2f} %.</p><p>Data alerts:</p><ul>{alerts}</ul>"
+        f"<p><b>{html.escape(record.action)}</b>: {found.basis} {found.metric} "
+        f"{found.current} against {found.reference} in the reference period, "
+        f"a drop of {record.deviation_percent:.2f} %.</p><p>Data alerts:</p><ul>{alerts}</ul>"
     )

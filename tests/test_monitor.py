@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from driftloop.config.schema import DriftBand
-from driftloop.core.drift import band_of, decide, evidence, primary, primary_by_chunk
+from driftloop.core.drift import (
+    DriftRecord,
+    band_of,
+    decide,
+    evidence,
+    nothing_monitored,
+    primary,
+    primary_by_chunk,
+)
 from driftloop.errors import DataError
 
 BANDS = [
@@ -182,3 +190,43 @@ def test_estimated_and_realised_per_chunk_for_the_plot() -> None:
     assert wide["key"].tolist() == ["reference", "m0", "m1"]
     assert wide.loc[1, "estimated"] == 0.88 and wide.loc[1, "realised"] == 0.85
     assert pd.isna(wide.loc[2, "realised"])
+
+
+def test_the_drift_record_reads_back_what_it_wrote(tmp_path: Path) -> None:
+    raw = {
+        "batch": "2018-11",
+        "batches": ["2018-10", "2018-11"],
+        "action": "retrain",
+        "deviation_percent": 6.5,
+        "primary": {"metric": "roc_auc", "basis": "realised", "reference": 0.97, "current": 0.907},
+        "evidence": [
+            {"basis": "realised", "reference": 0.97, "current": 0.907, "deviation_percent": 6.5}
+        ],
+        "alerts": ["univariate drift: car_value"],
+        "signals": [
+            {
+                "signal": "univariate_drift",
+                "column": "car_value",
+                "measure": "jensen_shannon",
+                "chunk": "2018-11",
+                "value": 0.12,
+                "lower_threshold": None,
+                "upper_threshold": 0.1,
+                "alert": True,
+            }
+        ],
+    }
+    record = DriftRecord.from_json(raw)
+    assert record.to_json() == raw
+    assert list(record.to_json()) == list(raw)  # the key order of metrics/drift.json
+    assert (
+        record.text() == "batch 2018-11: retrain, deviation 6.50 % (roc_auc realised 0.907 vs 0.97)"
+    )
+    waiting = nothing_monitored("no production batch under data/incoming/x")
+    assert DriftRecord.from_json(waiting.to_json()) == waiting
+    assert waiting.text() == "nothing monitored: no production batch under data/incoming/x"
+    path = tmp_path / "drift.json"
+    assert DriftRecord.read(path) is None
+    path.write_text('{"batch": "b"}')
+    with pytest.raises(DataError, match=r"drift\.json: not a drift record"):
+        DriftRecord.read(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from driftloop.controller.report import data_gate_lines, drift_lines, metrics_table, params_table
+from driftloop.core.drift import DriftRecord, nothing_monitored
 from tests.conftest import commit, sh
 
 
@@ -32,12 +33,12 @@ def test_gate_and_drift_lines_name_failures_and_the_base() -> None:
     assert lines[0] == "**FAILED**: 30 expectations evaluated."
     assert "- failed: `car_value between 0 and 200000`" in lines
     assert "(The base passed the gate.)" in lines
-    drift = {"batch": "b2", "action": "retrain", "deviation_percent": 7.45, "primary": {}}
-    base = {"batch": "b1", "action": "none", "deviation_percent": 0.0}
+    drift = DriftRecord("retrain", "b2", ["b2"], 7.45)
+    base = DriftRecord("none", "b1", ["b1"], 0.0)
     text = "\n".join(drift_lines(drift, base))
     assert text.startswith("Batch b2: retrain, deviation 7.45 %")
     assert "The base decided none on batch b1" in text
-    waiting = {"batch": None, "action": "none", "reason": "no production batch under x"}
+    waiting = nothing_monitored("no production batch under x")
     assert drift_lines(waiting, None) == ["Nothing monitored: no production batch under x."]
 
 

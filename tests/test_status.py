@@ -12,6 +12,7 @@ import pytest
 
 from driftloop.controller import loop
 from driftloop.controller.status import State, next_action, render
+from driftloop.core.drift import DriftRecord
 from tests.conftest import BIN, sh
 
 DRIFT = {
@@ -36,7 +37,7 @@ def state(**changes: object) -> State:
             "inputs": {"data/features/train": "d25f064c9888ecd2.dir", "metrics/x.json": "ab"},
             "holdout_metrics": {"roc_auc": 0.9708, "f1": 0.91},
         },
-        drift=DRIFT,
+        drift=DriftRecord.from_json(DRIFT),
         drift_digest="abc",
         dvc_changed=[],
     )
@@ -53,7 +54,10 @@ def test_next_action_follows_the_controllers_order() -> None:
     assert next_action(state(dvc_changed=None)).startswith("run the monitor")
     assert next_action(state()) == "act on batch 2018-11's decision: warn"
     assert next_action(state(last=acted)).startswith("nothing: batch 2018-11's decision")
-    assert next_action(state(drift=NO_BATCH)) == "wait: there is no production batch to monitor yet"
+    assert (
+        next_action(state(drift=DriftRecord.from_json(NO_BATCH)))
+        == "wait: there is no production batch to monitor yet"
+    )
 
 
 def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
@@ -66,7 +70,7 @@ def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
     assert "changed: train (`dvc repro` runs them)" in text
     empty = "\n".join(render(State(dvc_changed=[])))
     assert "no champion yet" in empty and "no decision yet" in empty
-    waiting = "\n".join(render(state(drift=NO_BATCH)))
+    waiting = "\n".join(render(state(drift=DriftRecord.from_json(NO_BATCH))))
     assert "monitoring  nothing monitored: no production batch under data/incoming/x" in waiting
 
 

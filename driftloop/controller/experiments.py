@@ -35,6 +35,7 @@ from driftloop.controller import workspace
 from driftloop.core import runner
 from driftloop.core.champion import load_champion
 from driftloop.core.data import batch_labels
+from driftloop.core.drift import DriftRecord
 from driftloop.core.metrics import LOWER_IS_BETTER, compute_metrics
 from driftloop.core.monitoring import batch_rows
 from driftloop.core.outputs import atomic_file
@@ -99,7 +100,7 @@ def queue_status(text: str) -> dict[str, str]:
 
 
 def run_sweep(
-    paths: workspace.Paths, drift: dict[str, Any], config: DriftloopConfig
+    paths: workspace.Paths, drift: DriftRecord, config: DriftloopConfig
 ) -> dict[str, Any]:
     root, setup = paths.root, config.monitor.experiment
     combos = grid(setup.sweep)
@@ -107,7 +108,7 @@ def run_sweep(
         raise DriftloopError("monitor.experiment.sweep: empty; nothing to queue")
     trials = [
         Trial(name, overrides)
-        for name, overrides in zip(trial_names(drift["batch"], len(combos)), combos, strict=True)
+        for name, overrides in zip(trial_names(str(drift.batch), len(combos)), combos, strict=True)
     ]
     # the data stages run once here, with the new labelled batches through the
     # data gate; the experiments find them up to date and train on the same data
@@ -132,7 +133,7 @@ def run_sweep(
     newest = newest_labelled(root / "data/incoming" / config.data.name, config)
     if newest is not None:
         score_newest(root, trials, newest[1])
-    review = paths.reports / f"review-{drift['batch']}.md"
+    review = paths.reports / f"review-{drift.batch}.md"
     best = write_review(review, trials, drift, config, root, newest)
     return {
         "done": "experiments",
@@ -241,7 +242,7 @@ def score_newest(root: Path, trials: list[Trial], rows: pd.DataFrame) -> None:
 def write_review(
     path: Path,
     trials: list[Trial],
-    drift: dict[str, Any],
+    drift: DriftRecord,
     config: DriftloopConfig,
     root: Path,
     found: tuple[str, pd.DataFrame] | None,
@@ -260,19 +261,20 @@ def write_review(
 def review_lines(
     trials: list[Trial],
     order: list[Trial],
-    drift: dict[str, Any],
+    drift: DriftRecord,
     metric: str,
     found: tuple[str, pd.DataFrame] | None,
     base: float | None,
     version: str,
 ) -> list[str]:
-    primary = drift["primary"]
+    primary = drift.primary
+    assert primary is not None
     where = f"batch {found[0]} ({len(found[1])} labelled rows)" if found else "the holdout"
     lines = [
-        f"# Experiment review: batch {drift['batch']}",
+        f"# Experiment review: batch {drift.batch}",
         "",
-        f"The monitor measured a {drift['deviation_percent']:.2f} % drop of {metric} "
-        f"({primary['basis']} {primary['current']} against {primary['reference']} in the "
+        f"The monitor measured a {drift.deviation_percent:.2f} % drop of {metric} "
+        f"({primary.basis} {primary.current} against {primary.reference} in the "
         "reference period): the policy sends the model back to experimentation.",
         f"{len(trials)} experiments ran; ranked by {metric} on {where}. "
         f"The champion (version {version}) is unchanged: nothing here is promoted.",

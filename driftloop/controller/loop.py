@@ -47,27 +47,11 @@ from driftloop.controller.workspace import (  # moved
 )
 from driftloop.core import host, lineage, runner
 from driftloop.core.champion import current_version
+from driftloop.core.drift import DriftRecord
 from driftloop.core.outputs import write_json
 from driftloop.errors import DriftloopError
 
 log = logging.getLogger("driftloop")
-
-
-def decision_text(drift: dict[str, Any]) -> str:
-    """One line for a monitoring decision (metrics/drift.json)."""
-    if drift.get("batch") is None:
-        return f"nothing monitored: {drift.get('reason', 'no production batch yet')}"
-    primary = drift.get("primary") or {}
-    basis = (
-        f" ({primary.get('metric')} {primary.get('basis')} {primary.get('current')} vs "
-        f"{primary.get('reference')})"
-        if primary
-        else ""
-    )
-    return (
-        f"batch {drift.get('batch')}: {drift.get('action')}, "
-        f"deviation {drift.get('deviation_percent', 0.0):.2f} %{basis}"
-    )
 
 
 # --- lock and journal -------------------------------------------------------------
@@ -182,9 +166,7 @@ def champion_version(root: Path) -> str | None:
 # --- actions ----------------------------------------------------------------------
 
 
-def act(
-    action: str, drift: dict[str, Any], paths: Paths, config: DriftloopConfig
-) -> dict[str, Any]:
+def act(action: str, drift: DriftRecord, paths: Paths, config: DriftloopConfig) -> dict[str, Any]:
     if action == "warn":
         return warn(drift, paths)
     if action == "retrain":
@@ -194,18 +176,19 @@ def act(
     return {"done": "recorded"}
 
 
-def warn(drift: dict[str, Any], paths: Paths) -> dict[str, Any]:
-    kept = paths.reports / f"monitoring-{drift['batch']}.html"
+def warn(drift: DriftRecord, paths: Paths) -> dict[str, Any]:
+    kept = paths.reports / f"monitoring-{drift.batch}.html"
     report = paths.root / "reports/monitoring.html"
     if report.is_file():
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, kept)
-    found = drift["primary"]
-    alerts = "; ".join(drift.get("alerts", [])) or "no data alerts"
+    found = drift.primary
+    assert found is not None
+    alerts = "; ".join(drift.alerts) or "no data alerts"
     append_line(
         paths.alerts,
-        f"{lineage.now()} WARN batch {drift['batch']}: {found['basis']} {found['metric']} "
-        f"{found['current']} vs {found['reference']} (drop {drift['deviation_percent']:.2f} %); "
+        f"{lineage.now()} WARN batch {drift.batch}: {found.basis} {found.metric} "
+        f"{found.current} vs {found.reference} (drop {drift.deviation_percent:.2f} %); "
         f"{alerts}; report {kept.relative_to(paths.root)}",
     )
     return {"done": "alert", "report": str(kept.relative_to(paths.root))}
@@ -255,15 +238,16 @@ def once(root: Path, params: Path) -> dict[str, Any] | None:
         run(["dvc", "repro", "--single-item", "monitor"], root)
         if not paths.drift.is_file():
             raise DriftloopError(f"{paths.drift}: the monitor stage wrote no decision")
-        drift = json.loads(paths.drift.read_text())
+        drift = DriftRecord.read(paths.drift)
+        assert drift is not None
         drift_digest = digest(paths.drift)
         if not is_new(drift_digest, last_decision(paths.decisions)):
-            log.info("loop: nothing new since the last decision (%s)", drift.get("action"))
+            log.info("loop: nothing new since the last decision (%s)", drift.action)
             return None
         pending = {
             "started_at": lineage.now(),
-            "action": drift["action"],
-            "drift": drift,
+            "action": drift.action,
+            "drift": drift.to_json(),
             "drift_digest": drift_digest,
             "champion": champion_version(root),
             "snapshot": taken[0] if taken else None,
@@ -274,18 +258,19 @@ def once(root: Path, params: Path) -> dict[str, Any] | None:
 
 def finish(pending: dict[str, Any], paths: Paths, config: DriftloopConfig) -> dict[str, Any]:
     """Act on the journalled decision, log it, clear the journal."""
-    drift = pending["drift"]
+    drift = DriftRecord.from_json(pending["drift"])
+    recorded = drift.to_json()
     outcome = act(pending["action"], drift, paths, config)
     entry = {
         "decided_at": pending["started_at"],
         "logged_at": lineage.now(),
-        "batch": drift.get("batch"),
-        "batches": drift.get("batches", []),
+        "batch": drift.batch,
+        "batches": drift.batches,
         "action": pending["action"],
-        "deviation_percent": drift.get("deviation_percent", 0.0),
-        "primary": drift.get("primary"),
-        "evidence": drift.get("evidence", []),
-        "alerts": drift.get("alerts", []),
+        "deviation_percent": drift.deviation_percent,
+        "primary": recorded.get("primary"),
+        "evidence": recorded.get("evidence", []),
+        "alerts": drift.alerts,
         "champion": pending["champion"],
         "snapshot": pending["snapshot"],
         "drift_digest": pending["drift_digest"],

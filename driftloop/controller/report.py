@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from driftloop.config.compose import find_root
-from driftloop.controller import loop
 from driftloop.core import runner
+from driftloop.core.drift import DriftRecord
 from driftloop.core.gate import judge
 from driftloop.core.outputs import atomic_file, read_json
 from driftloop.errors import DriftloopError
@@ -122,18 +122,23 @@ def model_gate_lines(evaluation: dict[str, Any] | None, config: Any) -> list[str
     return [head, "", "| rule | value | limit | margin | result |", "|---|---|---|---|---|", *rows]
 
 
-def drift_lines(drift: dict[str, Any] | None, base: dict[str, Any] | None) -> list[str]:
+def drift_lines(drift: DriftRecord | None, base: DriftRecord | None) -> list[str]:
     if drift is None:
         return ["No monitoring decision yet (no " + DRIFT + ")."]
-    text = loop.decision_text(drift)
+    text = drift.text()
     lines = [text[:1].upper() + text[1:] + "."]
-    lines += [f"- alert: {_cell(alert)}" for alert in drift.get("alerts", [])]
-    if base is not None and base.get("action") != drift.get("action"):
+    lines += [f"- alert: {_cell(alert)}" for alert in drift.alerts]
+    if base is not None and base.action != drift.action:
         lines.append(
-            f"(The base decided {base.get('action')} on batch {base.get('batch')}, "
-            f"{base.get('deviation_percent', 0.0):.2f} %.)"
+            f"(The base decided {base.action} on batch {base.batch}, "
+            f"{base.deviation_percent:.2f} %.)"
         )
     return lines
+
+
+def drift_at(root: Path, rev: str | None) -> DriftRecord | None:
+    found = at_revision(root, rev, DRIFT)
+    return None if found is None else DriftRecord.from_json(found)
 
 
 def outputs_lines(diff: dict[str, Any]) -> list[str]:
@@ -255,9 +260,7 @@ def build(root: Path, params: Path, base: str, head: str | None, out: Path) -> R
         data_gate_lines(at_revision(root, head, DATA_GATE), at_revision(root, base, DATA_GATE)),
     )
     report.section("Model gate", model_gate_lines(at_revision(root, head, EVALUATION), config))
-    report.section(
-        "Drift", drift_lines(at_revision(root, head, DRIFT), at_revision(root, base, DRIFT))
-    )
+    report.section("Drift", drift_lines(drift_at(root, head), drift_at(root, base)))
     outputs = dvc_json(report, ["diff", *revisions(base, head)], root, "data and models")
     report.missing += not_in_cache(outputs or {})
     report.section(

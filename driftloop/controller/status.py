@@ -20,6 +20,7 @@ from driftloop.config.compose import find_root
 from driftloop.controller import loop, snapshot, workspace
 from driftloop.core import runner
 from driftloop.core.champion import current_version
+from driftloop.core.drift import DriftRecord
 from driftloop.core.model import CARD_FILE
 from driftloop.core.outputs import read_json
 
@@ -32,7 +33,7 @@ class State:
 
     version: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
-    drift: dict[str, Any] | None = None
+    drift: DriftRecord | None = None
     drift_digest: str | None = None
     last: dict[str, Any] | None = None
     journal: dict[str, Any] | None = None
@@ -56,11 +57,11 @@ def next_action(state: State) -> str:
         )
     if state.dvc_changed is None or "monitor" in state.dvc_changed or state.drift is None:
         return "run the monitor (`dvc repro --single-item monitor`) and act on its decision"
-    if state.drift.get("batch") is None:
+    if not state.drift.monitored:
         return "wait: there is no production batch to monitor yet"
     if state.drift_digest is not None and loop.is_new(state.drift_digest, state.last):
-        return f"act on batch {state.drift.get('batch')}'s decision: {state.drift.get('action')}"
-    return f"nothing: batch {state.drift.get('batch')}'s decision was acted on already"
+        return f"act on batch {state.drift.batch}'s decision: {state.drift.action}"
+    return f"nothing: batch {state.drift.batch}'s decision was acted on already"
 
 
 def render(state: State) -> list[str]:
@@ -94,7 +95,7 @@ def monitoring_lines(state: State) -> list[str]:
     drift = state.drift
     if drift is None:
         return [f"{'monitoring':11} no decision yet (metrics/drift.json is missing)"]
-    lines = [f"{'monitoring':11} {loop.decision_text(drift)}"]
+    lines = [f"{'monitoring':11} {drift.text()}"]
     last = state.last
     if last is not None:
         lines.append(
@@ -143,7 +144,7 @@ def gather(root: Path, params: Path) -> State:
     state = State(version=current_version(models))
     if state.version is not None:
         state.card = read_json(models / "champion" / CARD_FILE) or {}
-    state.drift = read_json(paths.drift)
+    state.drift = DriftRecord.read(paths.drift)
     state.drift_digest = loop.digest(paths.drift) if paths.drift.is_file() else None
     state.last = loop.last_decision(paths.decisions)
     state.journal = read_json(paths.journal)

@@ -5,7 +5,9 @@ warn. Pure: NannyML's long table in, a decision out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,8 +140,8 @@ def decide(table: pd.DataFrame, metric: str, bands: list[DriftBand], min_rows: i
     return Decision(action, round(found.deviation, 4), found, alerts, measured)
 
 
-def summary(batches: list[str], decision: Decision, table: pd.DataFrame) -> dict[str, Any]:
-    """metrics/drift.json: the decision, the primary metric, each signal's latest chunk."""
+def summary(batches: list[str], decision: Decision, table: pd.DataFrame) -> DriftRecord:
+    """The record of a decision: the primary metric and each signal's latest chunk."""
     found = decision.primary
     latest = (
         table[table["period"] == "analysis"]
@@ -147,41 +149,36 @@ def summary(batches: list[str], decision: Decision, table: pd.DataFrame) -> dict
         .tail(1)
     )
     signals = [
-        {
-            "signal": row.signal,
-            "column": None if pd.isna(row.column) else row.column,
-            "measure": row.measure,
-            "chunk": row.key,
-            "value": _number(row.value),
-            "lower_threshold": _number(row.lower_threshold),
-            "upper_threshold": _number(row.upper_threshold),
-            "alert": bool(row.alert),
-        }
+        Signal(
+            signal=str(row.signal),
+            column=None if pd.isna(row.column) else str(row.column),
+            measure=str(row.measure),
+            chunk=str(row.key),
+            value=_number(row.value),
+            lower_threshold=_number(row.lower_threshold),
+            upper_threshold=_number(row.upper_threshold),
+            alert=bool(row.alert),
+        )
         for row in latest.itertuples()
     ]
-    return {
-        "batch": batches[-1],
-        "batches": batches,
-        "action": decision.action,
-        "deviation_percent": decision.deviation,
-        "primary": {
-            "metric": found.metric,
-            "basis": found.basis,
-            "reference": round(found.reference, 6),
-            "current": round(found.current, 6),
-        },
-        "evidence": [
-            {
-                "basis": each.basis,
-                "reference": round(each.reference, 6),
-                "current": round(each.current, 6),
-                "deviation_percent": round(each.deviation, 4),
-            }
-            for each in decision.evidence
-        ],
-        "alerts": decision.alerts,
-        "signals": signals,
-    }
+    evidence = [
+        Evidence(
+            each.basis, round(each.reference, 6), round(each.current, 6), round(each.deviation, 4)
+        )
+        for each in decision.evidence
+    ]
+    return DriftRecord(
+        action=decision.action,
+        batch=batches[-1],
+        batches=batches,
+        deviation_percent=decision.deviation,
+        primary=replace(
+            found, reference=round(found.reference, 6), current=round(found.current, 6)
+        ),
+        evidence=evidence,
+        alerts=decision.alerts,
+        signals=signals,
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -201,3 +198,105 @@ def primary_by_chunk(table: pd.DataFrame, metric: str) -> pd.DataFrame:
         if basis not in wide:
             wide[basis] = np.nan
     return wide[["key", "period", "estimated", "realised"]]
+
+
+# --- the drift record (metrics/drift.json) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The primary metric measured one way (realised or estimated), as recorded."""
+
+    basis: str
+    reference: float
+    current: float
+    deviation_percent: float
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal's latest analysis chunk."""
+
+    signal: str
+    column: str | None
+    measure: str
+    chunk: str
+    value: float | None
+    lower_threshold: float | None
+    upper_threshold: float | None
+    alert: bool
+
+
+@dataclass(frozen=True)
+class DriftRecord:
+    """What the monitor decided (metrics/drift.json), read by the controller, the
+    review report, status and experiments. With no production batch yet it holds
+    only the action none and the reason."""
+
+    action: str
+    batch: str | None = None
+    batches: list[str] = field(default_factory=list)
+    deviation_percent: float = 0.0
+    primary: Primary | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def monitored(self) -> bool:
+        return self.batch is not None
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.monitored:
+            return {"batch": None, "action": self.action, "reason": self.reason}
+        assert self.primary is not None
+        return {
+            "batch": self.batch,
+            "batches": self.batches,
+            "action": self.action,
+            "deviation_percent": self.deviation_percent,
+            "primary": asdict(self.primary),
+            "evidence": [asdict(each) for each in self.evidence],
+            "alerts": self.alerts,
+            "signals": [asdict(each) for each in self.signals],
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DriftRecord:
+        primary = raw.get("primary")
+        return cls(
+            action=raw["action"],
+            batch=raw.get("batch"),
+            batches=list(raw.get("batches", [])),
+            deviation_percent=float(raw.get("deviation_percent", 0.0)),
+            primary=Primary(**primary) if primary else None,
+            evidence=[Evidence(**each) for each in raw.get("evidence", [])],
+            alerts=list(raw.get("alerts", [])),
+            signals=[Signal(**each) for each in raw.get("signals", [])],
+            reason=raw.get("reason"),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> DriftRecord | None:
+        """The record at ``path``; None when there is none yet."""
+        if not path.is_file():
+            return None
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}: not a drift record ({exc})") from exc
+
+    def text(self) -> str:
+        """One line for the decision, shared by status, the loop and the review report."""
+        if not self.monitored:
+            return f"nothing monitored: {self.reason or 'no production batch yet'}"
+        found = self.primary
+        basis = (
+            f" ({found.metric} {found.basis} {found.current} vs {found.reference})" if found else ""
+        )
+        return f"batch {self.batch}: {self.action}, deviation {self.deviation_percent:.2f} %{basis}"
+
+
+def nothing_monitored(reason: str) -> DriftRecord:
+    return DriftRecord(action="none", reason=reason)
