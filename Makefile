@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 # DVC runs each stage's command through the shell: `driftloop` must be on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint bench java venv lock clean
+.PHONY: run test test-fast lint bench java venv lock clean
 
 run: $(STAMP)
 	$(BIN)/driftloop compose
@@ -26,6 +26,11 @@ test: $(STAMP)
 	$(BIN)/ruff check driftloop stages tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The inner loop (under 3 minutes): unit tests, no Spark, no pipeline runs.
+test-fast: $(STAMP)
+	$(BIN)/ruff check driftloop stages tests benchmarks
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check driftloop stages tests benchmarks

@@ -10,12 +10,11 @@ import pytest
 from driftloop.adapters import gx
 from driftloop.config.compose import compose
 from driftloop.config.schema import DriftloopConfig
-from driftloop.core import data, evaluation, validation
+from driftloop.core import data, evaluation, plan, validation
 from driftloop.core import gate as gate_core
 from driftloop.core import model as model_core
-from driftloop.core.plan import plan
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 CASES = {

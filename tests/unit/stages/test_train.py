@@ -10,9 +10,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from driftloop.config.schema import DriftloopConfig, ModelConfig, Problem
-from driftloop.core import data
+from driftloop.core import data, plan
 from driftloop.core import model as model_core
-from driftloop.core.plan import plan
 from driftloop.errors import ConfigError, DataError
 
 

@@ -12,8 +12,7 @@ import pytest
 from driftloop.config.schema import DriftloopConfig
 from driftloop.controller.simulate import Injection, analysis_months, inject, load_scenario, records
 from driftloop.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ from driftloop.controller.experiments import (
 )
 from driftloop.core import host
 from driftloop.errors import DriftloopError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 DRIFT = {
     "batch": "log-20261127T101500-0a1b2c3d",

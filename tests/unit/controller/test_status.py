@@ -3,17 +3,8 @@ and the command on a fully run project."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
-
-import pytest
-
-from driftloop.controller import loop
 from driftloop.controller.status import State, next_action, render
 from driftloop.core.drift import DriftRecord
-from tests.conftest import BIN, sh
 
 DRIFT = {
     "batch": "2018-11",
@@ -72,29 +63,3 @@ def test_the_screen_names_champion_decision_labels_and_dvc() -> None:
     assert "no champion yet" in empty and "no decision yet" in empty
     waiting = "\n".join(render(state(drift=DriftRecord.from_json(NO_BATCH))))
     assert "monitoring  nothing monitored: no production batch under data/incoming/x" in waiting
-
-
-@pytest.mark.slow
-def test_status_on_a_fully_run_project(copy: Path) -> None:
-    shown = sh(["driftloop", "status"], copy).stdout
-    card = json.loads((copy / "data/models/champion/card.json").read_text())
-    assert f"version {card['version']}: hgb on car_loan, trained {card['trained_at']}" in shown
-    assert "holdout: " in shown and "roc_auc 0." in shown
-    assert "clean: every stage is up to date" in shown
-    assert "the controller would act on batch" in shown
-    # after a controller pass the decision is acted on, and status says so
-    sh(["driftloop", "loop", "--once"], copy)
-    after = json.loads(sh(["driftloop", "status", "--json"], copy).stdout)
-    assert after["next"].startswith("nothing: batch")
-    assert after["last"]["drift_digest"] == loop.digest(copy / "metrics/drift.json")
-
-
-@pytest.mark.slow
-def test_status_runs_from_the_environment_without_activating_it(done: Path) -> None:
-    """`.venv/bin/driftloop status` with the venv not on PATH still finds its dvc."""
-    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
-    shown = subprocess.run(
-        [str(BIN / "driftloop"), "status"], cwd=done, env=bare, capture_output=True, text=True
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "clean: every stage is up to date" in shown.stdout

@@ -1,14 +1,11 @@
-"""The `driftloop` command: one clear line and a non-zero exit on bad input."""
+"""`driftloop` stages run in a copy of the project: one clear line and a non-zero exit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import sh
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
+from tests.conftest import ROOT, sh
+from tests.unit.test_cli import error_lines
 
 
 def test_unknown_config_option_is_one_line(project: Path) -> None:
@@ -18,9 +15,7 @@ def test_unknown_config_option_is_one_line(project: Path) -> None:
         "error: conf/config.yaml: no config 'model/nosuchmodel' under conf/ "
         "(In 'config': Could not find 'model/nosuchmodel')"
     ]
-    assert (project / "params.yaml").read_text() == (
-        Path(__file__).parents[1] / "params.yaml"
-    ).read_text()
+    assert (project / "params.yaml").read_text() == (ROOT / "params.yaml").read_text()
 
 
 def test_stage_with_missing_input_is_one_line(project: Path) -> None:

@@ -10,8 +10,7 @@ import pytest
 from driftloop.config.compose import check_fresh, compose, conf_digest, load
 from driftloop.config.schema import DriftloopConfig, Problem
 from driftloop.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 
 @pytest.fixture()

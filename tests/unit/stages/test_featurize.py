@@ -12,8 +12,7 @@ import pytest
 
 from driftloop.adapters import parquet
 from driftloop.config.schema import DriftloopConfig, SplitKind
-from driftloop.core import data
-from driftloop.core.plan import plan
+from driftloop.core import data, plan
 from driftloop.errors import DataError
 from stages import featurize
 
