@@ -6,16 +6,16 @@ Both engines score the same input with the same model, raw parquet in,
 predictions parquet out, on Spark local[2]:
 
 * stage: stages.batch_predict.write_predictions, the stage's own code (read,
-  mapInArrow over the input splits, the broadcast model in stages.predictor,
+  mapInArrow over the input splits, the broadcast model in driftloop.core.predictor,
   Arrow's parquet writer per split);
-* mlflow: the featurize stage's Spark features (stages.featurize.spark_features)
+* mlflow: the featurize stage's Spark features (driftloop.adapters.spark.spark_features)
   then ``mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local")`` on the
   model's input columns, written by Spark's parquet writer (zstd).
 
 The model is the project's champion (data/models/champion, run `make run`
-first), logged once by stages.adapters.tracking into a temporary SQLite store
+first), logged once by driftloop.adapters.tracking into a temporary SQLite store
 under benchmarks/data. Input: the featurize benchmark's resampled car loan
-files (benchmarks.featurize.ensure_input).
+files (benchmarks/inputs.py).
 
 Each row count runs in fresh child processes: one with the machine's default
 OpenMP threads in the Python workers and one with OMP_NUM_THREADS=1. A child
@@ -27,7 +27,6 @@ interleaved; the table shows the median. Results: benchmarks/results/batch_predi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -35,43 +34,53 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks.featurize import (
-    code_version,
+from benchmarks.harness import (
+    DATA,
+    ROOT,
+    Result,
+    Session,
+    arguments,
+    child_arguments,
+    child_files,
+    child_main,
     cpu_delta,
-    ensure_input,
-    input_path,
-    machine,
+    cpu_text,
+    java_version,
+    lower_median,
     markdown,
+    read_result,
     seconds,
+    spread,
     supervise,
     versions,
+    write_results,
 )
-from stages import batch_predict
-from stages.adapters import parquet, tracking
-from stages.config.compose import load
-from stages.config.schema import DriftloopConfig, TrackingConfig
-from stages.featurize import featurize_pandas, plan, spark_features
-from stages.predictor import Outputs
-from stages.train import columns, model_input
+from benchmarks.inputs import generated_inputs
+from driftloop.adapters import parquet, tracking
+from driftloop.adapters.spark import spark_features
+from driftloop.config.compose import load
+from driftloop.config.schema import DriftloopConfig, TrackingConfig
+from driftloop.core.champion import load_champion
+from driftloop.core.model import columns, model_input
+from driftloop.core.plan import featurize_pandas, plan
+from driftloop.core.predictor import Outputs
+from driftloop.core.scoring import kept_columns
+from stages.batch_predict import write_predictions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results" / "batch_predict.md"
 CHAMPION = ROOT / "data" / "models" / "champion"
 SPARK_MASTER = "local[2]"
 WARMUP_ROWS = 20_000
 ENGINES = ("stage", "mlflow")
 EXPERIMENT = "batch-predict-benchmark"
-Result = dict[str, Any]
+VERSIONS = ("pyspark", "pandas", "pyarrow", "numpy", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def config() -> DriftloopConfig:
 
 def log_champion(cfg: DriftloopConfig, store: Path, source: Path) -> str:
     """Log the champion as the train stage logs a model; its URI."""
-    champion = batch_predict.load_champion(CHAMPION)
+    champion = load_champion(CHAMPION)
     head = parquet.read_table(source).slice(0, 5).to_pandas()
     example = model_input(featurize_pandas(head, plan(cfg.features, cfg.data)), *model_cols(cfg))
     tracking.configure(TrackingConfig(experiment=EXPERIMENT), store)
@@ -112,10 +121,10 @@ def model_cols(cfg: DriftloopConfig) -> tuple[list[str], list[str]]:
 
 
 def stage_engine(spark: SparkSession, cfg: DriftloopConfig) -> Callable[[Path, Path], None]:
-    champion = batch_predict.load_champion(CHAMPION)
+    champion = load_champion(CHAMPION)
 
     def score(source: Path, out: Path) -> None:
-        batch_predict.write_predictions(spark, source, champion, cfg, out)
+        write_predictions(spark, source, champion, cfg, out)
 
     return score
 
@@ -128,7 +137,7 @@ def mlflow_engine(
 
     udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", result_type="double")
     numeric, categorical = model_cols(cfg)
-    keep = batch_predict.kept_columns(cfg.data)
+    keep = kept_columns(cfg.data)
     label = Outputs.of(cfg.data).label
     fplan = plan(cfg.features, cfg.data)
 
@@ -148,7 +157,7 @@ def mlflow_engine(
 
 
 def child(args: argparse.Namespace) -> Result:
-    from stages.adapters.spark import session
+    from driftloop.adapters.spark import session
 
     cfg = config()
     start = time.perf_counter()
@@ -205,12 +214,7 @@ def measure(
     setting: Setting, rows: int, source: Path, warmup: Path, store: Path, uri: str, args: Any
 ) -> Result:
     tag = f"batch-{rows}-{'omp1' if setting.env else 'default'}"
-    out, logs = DATA / "out" / tag, DATA / "logs"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
-    result_file.unlink(missing_ok=True)
+    out, log, result_file = child_files(DATA, tag)
     command = [sys.executable, "-m", "benchmarks.batch_predict", "--child"]
     command += ["--input", str(source), "--warmup", str(warmup), "--output", str(out)]
     command += ["--store", str(store), "--uri", uri, "--repeat", str(args.repeat)]
@@ -218,37 +222,21 @@ def measure(
     saved = dict(os.environ)
     os.environ.update(setting.env)
     try:
-        code, _, load = supervise(command, logs / f"{tag}.log", args.timeout)
+        code, _, load = supervise(command, log, args.timeout)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    result: Result = {"status": f"child exit code {code}; see {logs / f'{tag}.log'}"}
-    if code == 0 and result_file.exists():
-        result = {"status": "ok", **json.loads(result_file.read_text())}
+    result = read_result(result_file, code, log)
     shutil.rmtree(out, ignore_errors=True)
     return {**result, "rows": rows, "setting": setting.name, "load": load}
 
 
-def inputs(rows: list[int], cfg: DriftloopConfig) -> tuple[dict[int, Path], list[Path], float]:
-    """Input files by row count, the ones generated here, and seconds spent on them."""
-    paths: dict[int, Path] = {}
-    generated: list[Path] = []
-    spent = 0.0
-    for count in sorted({*rows, WARMUP_ROWS}):
-        existed = input_path(count).exists()
-        paths[count], seconds_ = ensure_input(count, cfg)
-        spent += seconds_
-        if not existed:
-            generated.append(paths[count])
-    return paths, generated, spent
-
-
 def run_all(args: argparse.Namespace) -> None:
-    start, load_start, code = time.perf_counter(), os.getloadavg()[0], code_version()
+    session = Session("benchmarks.batch_predict")
     cfg = config()
     if not (CHAMPION / "model.pkl").is_file():
         raise SystemExit(f"no champion at {CHAMPION}: run `make run` first")
-    paths, generated, generation = inputs(args.rows, cfg)
+    paths, generated, generation = generated_inputs([*args.rows, WARMUP_ROWS], cfg)
     DATA.mkdir(parents=True, exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="batch-mlflow-", dir=DATA))
     runs: list[Result] = []
@@ -264,19 +252,12 @@ def run_all(args: argparse.Namespace) -> None:
         for path in [] if args.keep_data else generated:
             path.unlink(missing_ok=True)
     context = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.batch_predict", *sys.argv[1:]]),
-        "total": time.perf_counter() - start,
+        "session": session,
         "generation": generation,
-        "load": load_start,
-        "code": code,
         "config": cfg,
-        "version": batch_predict.load_champion(CHAMPION).version,
+        "version": load_champion(CHAMPION).version,
     }
-    text = report(runs, context)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_results("batch_predict.md", report(runs, context))
 
 
 def summary(run: Result) -> str:
@@ -296,8 +277,7 @@ HEADER = [
 
 def median_run(run: Result, engine: str) -> tuple[float, dict[str, float]]:
     """The run with the median wall (the lower one of an even count)."""
-    done = sorted(run["runs"][engine], key=lambda sample: sample[0])
-    wall, cpu = done[(len(done) - 1) // 2]
+    wall, cpu = lower_median(run["runs"][engine], key=lambda sample: float(sample[0]))
     return float(wall), dict(cpu)
 
 
@@ -316,7 +296,7 @@ def table_rows(run: Result) -> list[list[str]]:
         rows.append([
             f"{run['rows']:,}", run["setting"], engine, seconds(walls[engine]),
             f"{run['rows'] / walls[engine]:,.0f}", ratio,
-            " / ".join(f"{cpu.get(g, 0.0):.1f}" for g in ("jvm", "workers", "driver")),
+            cpu_text(cpu),
             f"{run['load']:.2f}",
         ])  # fmt: skip
     return rows
@@ -327,9 +307,7 @@ def run_notes(runs: list[Result]) -> list[str]:
     for run in runs:
         if run["status"] != "ok":
             continue
-        walls = "; ".join(
-            f"{e} {', '.join(f'{w:.2f}' for w, _ in run['runs'][e])} s" for e in ENGINES
-        )
+        walls = "; ".join(f"{e} {spread(w for w, _ in run['runs'][e])} s" for e in ENGINES)
         warm = ", ".join(f"{e} {s:.2f} s" for e, s in run["warmup"].items())
         agree = run["agree"]
         notes.append(
@@ -350,7 +328,7 @@ def setup_notes(context: Result) -> list[str]:
         f"{cfg.model.estimator.get('_target_')}), features of params.yaml "
         f"({', '.join(plan(cfg.features, cfg.data).names)}).",
         "- Input: NannyML synthetic_car_loan reference resampled by "
-        "benchmarks.featurize.ensure_input (seeded jitter, fresh ids), one parquet file per "
+        "benchmarks.inputs.ensure_input (seeded jitter, fresh ids), one parquet file per "
         "row count, in the page cache.",
         f"- Spark: master {SPARK_MASTER}, otherwise conf/spark (Arrow batches "
         f"{cfg.spark.arrow_batch_rows:,} rows, {cfg.spark.max_partition_bytes} input splits).",
@@ -360,7 +338,7 @@ def setup_notes(context: Result) -> list[str]:
         "- Python workers' environment: the child's environment, which Spark's Python "
         "workers inherit; OMP_NUM_THREADS=1 keeps the MLflow UDF's scikit-learn to one thread "
         "per worker (by default each of the two workers' OpenMP uses both cores).",
-        "- mlflow: the champion logged by stages.adapters.tracking.log_model_file (signature "
+        "- mlflow: the champion logged by driftloop.adapters.tracking.log_model_file (signature "
         "and input example, as the train stage logs) into a temporary SQLite store; "
         '`mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", result_type="double")` '
         "applied to a struct of the model's input columns after spark_features; writes id, "
@@ -375,56 +353,40 @@ def setup_notes(context: Result) -> list[str]:
 
 
 def report(runs: list[Result], context: Result) -> str:
+    session: Session = context["session"]
     lines = ["# batch_predict benchmark: the stage vs mlflow.pyfunc.spark_udf", ""]
     lines += markdown([row for run in runs for row in table_rows(run)], HEADER)
     lines += ["", "## Notes", ""]
     lines += [
-        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
-        f"code: {context['code']}.",
-        f"- Machine: {machine(context['load'])}. Shared and noisy: compare ratios, "
-        "not absolute times.",
-        f"- Versions: {versions()}, mlflow {mlflow_version()}.",
+        session.about(context["generation"]),
+        session.machine("Shared and noisy: compare ratios, not absolute times."),
+        f"- Versions: {versions(VERSIONS, [java_version()])}.",
         *setup_notes(context),
         *run_notes(runs),
     ]
     return "\n".join(lines) + "\n"
 
 
-def mlflow_version() -> str:
-    from importlib.metadata import version
-
-    return version("mlflow")
-
-
 # --- entry point -----------------------------------------------------------------------------
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.batch_predict",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.batch_predict", __doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine (median)")
     parser.add_argument("--keep-data", action="store_true", help="keep generated input files")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per child run")
     # internal: one child (a setting and a row count) in this process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    child_arguments(parser, "input", "warmup", "output", "store", "result")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.child:
-        args.result.write_text(json.dumps(child(args)))
+        child_main(lambda: child(args), args.result)
     else:
         run_all(args)
 

@@ -4,14 +4,15 @@
 
 Input: one parquet file per row count, resampled from NannyML's synthetic car
 loan reference data (seeded jitter, fresh ids, timestamps spread over two
-years), conformed and written as stages/ingest.py does. Both engines compute
-the same features -- log1p, a product, a bucketing and one-hot of the two
-categoricals -- parquet in, parquet out:
+years), conformed and written as the ingest stage does (benchmarks/inputs.py,
+shared with the train, batch_predict and spark_cluster benchmarks). Both engines
+compute the same features -- log1p, a product, a bucketing and one-hot of the
+two categoricals -- parquet in, parquet out:
 
-* Spark: stages.adapters.spark.session, then stages.featurize.write_features
+* Spark: driftloop.adapters.spark.session, then stages.featurize.write_features
   (read, select the features and the split route, write_routed into
   train/holdout folders), as the featurize stage does;
-* pandas: pyarrow read, stages.featurize.featurize_pandas, one parquet file.
+* pandas: pyarrow read, driftloop.core.plan.featurize_pandas, one parquet file.
 
 Each engine runs in a fresh child process. The child times its own work
 (imports and the Spark session start excluded) and the CPU seconds of its
@@ -24,55 +25,56 @@ breakdown of where Spark's time goes. Results: benchmarks/results/featurize.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stages.adapters import nml, parquet
-from stages.config.compose import load
-from stages.config.schema import DerivedFeature, DriftloopConfig
-from stages.featurize import (
-    ROUTE,
-    FeaturePlan,
-    featurize_pandas,
-    plan,
-    spark_features,
-    spark_route,
-    write_features,
+from benchmarks.harness import (
+    DATA,
+    GIB,
+    POLL_SECONDS,
+    ROOT,
+    Result,
+    Session,
+    arguments,
+    child_arguments,
+    child_files,
+    child_main,
+    cpu_delta,
+    cpu_text,
+    java_version,
+    lower_median,
+    markdown,
+    mib,
+    phase,
+    read_result,
+    seconds,
+    spread,
+    supervise,
+    versions,
+    write_results,
 )
-from stages.ingest import ROW_GROUP, conform, to_arrow
+from benchmarks.inputs import SEED, ensure_input, input_path
+from driftloop.adapters import parquet
+from driftloop.adapters.spark import spark_features, spark_route
+from driftloop.config.compose import load
+from driftloop.config.schema import DerivedFeature, DriftloopConfig
+from driftloop.core.data import ROW_GROUP
+from driftloop.core.plan import ROUTE, FeaturePlan, featurize_pandas, plan
+from stages.featurize import write_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results" / "featurize.md"
-SOURCE = ("synthetic_car_loan", "reference")
-SEED = 20240601
-CHUNK_ROWS = 1_000_000
-FIRST_TIME = np.datetime64("2018-01-01T00:00:00", "us")
-SPAN = np.timedelta64(730 * 24 * 3600 * 10**6, "us")
-# relative standard deviation of the multiplicative noise, per numeric column
-JITTER = {"car_value": 0.02, "debt_to_income_ratio": 0.02, "driver_tenure": 0.05}
 TRANSFORMS = [
     ("log_car_value", "log1p(car_value)"),
     ("value_x_dti", "car_value * debt_to_income_ratio"),
@@ -80,11 +82,7 @@ TRANSFORMS = [
 ]
 ONEHOT = ["salary_range", "size_of_downpayment"]
 SPARK_MASTER = "local[2]"
-GROUPS = ("driver", "jvm", "workers")
-POLL_SECONDS = 0.1
-MIB = 2**20
-GIB = 2**30
-Result = dict[str, Any]
+SPARK_VERSIONS = ("pyspark", "pandas", "pyarrow", "numpy")
 
 
 # --- configuration ----------------------------------------------------------------
@@ -104,91 +102,7 @@ def feature_plan(cfg: DriftloopConfig) -> FeaturePlan:
     return plan(cfg.features, cfg.data)
 
 
-# --- input data ---------------------------------------------------------------------
-
-
-def input_path(rows: int) -> Path:
-    return DATA / f"car_loan-{rows}-seed{SEED}.parquet"
-
-
-def ensure_input(rows: int, cfg: DriftloopConfig) -> tuple[Path, float]:
-    """The input file of ``rows`` rows (generated unless cached) and seconds spent."""
-    path = input_path(rows)
-    if path.exists():
-        return path, 0.0
-    start = time.perf_counter()
-    generate(path, rows, cfg)
-    return path, time.perf_counter() - start
-
-
-def generate(path: Path, rows: int, cfg: DriftloopConfig) -> None:
-    """Write ``rows`` resampled rows in chunks, with ingest's types and writer."""
-    source = pd.read_csv(nml.packaged_files(*SOURCE)[0])
-    rng = np.random.default_rng(SEED)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    writer: parquet.RowGroupWriter | None = None
-    for first in range(0, rows, CHUNK_ROWS):
-        chunk = resample(source, rng, first, min(CHUNK_ROWS, rows - first), rows)
-        table = to_arrow(conform(chunk, cfg.data, "benchmark"), cfg.data)
-        writer = writer or parquet.RowGroupWriter(tmp, table.schema, ROW_GROUP)
-        writer.write(table)
-    assert writer is not None
-    writer.close()
-    tmp.replace(path)
-
-
-def resample(
-    source: pd.DataFrame, rng: np.random.Generator, first: int, rows: int, total: int
-) -> pd.DataFrame:
-    """Rows drawn with replacement, numbers jittered, ids and times made fresh."""
-    frame = source.iloc[rng.integers(0, len(source), rows)].reset_index(drop=True)
-    for column, scale in JITTER.items():
-        frame[column] = frame[column] * rng.normal(1.0, scale, rows)
-    frame["car_value"] = frame["car_value"].round()
-    ids = np.arange(first, first + rows, dtype=np.int64)
-    frame["id"] = ids
-    frame["timestamp"] = FIRST_TIME + ids * (SPAN // total)
-    return frame
-
-
 # --- child processes: one engine each ------------------------------------------------
-
-
-@contextmanager
-def phase(phases: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        phases[name] = time.perf_counter() - start
-
-
-def group_of(proc: psutil.Process, root: int) -> str:
-    if proc.pid == root:
-        return "driver"
-    return "jvm" if "java" in proc.name() else "workers"
-
-
-def tree_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) of this process and its descendants, by group."""
-    me = psutil.Process()
-    seconds = dict.fromkeys(GROUPS, 0.0)
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            seconds[group_of(proc, me.pid)] += times.user + times.system
-        except psutil.Error:
-            continue
-    return seconds
-
-
-@contextmanager
-def cpu_delta(out: dict[str, float]) -> Iterator[None]:
-    before = tree_cpu()
-    yield
-    after = tree_cpu()
-    out.update({group: after[group] - before[group] for group in GROUPS})
 
 
 def pandas_child(args: argparse.Namespace) -> Result:
@@ -229,7 +143,7 @@ def pandas_featurize(
 
 
 def spark_child(args: argparse.Namespace) -> Result:
-    from stages.adapters import spark as adapter
+    from driftloop.adapters import spark as adapter
 
     cfg = bench_config(config())
     fplan = feature_plan(cfg)
@@ -337,62 +251,7 @@ CHILDREN: dict[str, Callable[[argparse.Namespace], Result]] = {
 }
 
 
-def peak_rss() -> int:
-    """This process's peak RSS in bytes: VmHWM, the high-water mark of its own memory.
-
-    Not ru_maxrss: Linux carries the pre-exec peak over, and subprocess spawns
-    with vfork, so ru_maxrss would start at the parent's RSS.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def run_child(args: argparse.Namespace) -> None:
-    try:
-        result = CHILDREN[args.child](args)
-    except Exception as exc:  # reported to the parent, which prints it in the table
-        result = {"status": f"{type(exc).__name__}: {str(exc).strip()[:160]}"}
-    result["maxrss"] = peak_rss()
-    args.result.write_text(json.dumps(result))
-
-
 # --- parent: run, poll, tabulate --------------------------------------------------------
-
-
-class TreeSampler(threading.Thread):
-    """Polls a process tree: the peak of each group's summed RSS, and CPU seconds."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.peaks = dict.fromkeys((*GROUPS, "total"), 0)
-        self.cpu: dict[int, float] = {}
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            self.sample()
-            if self.done.wait(POLL_SECONDS):
-                return
-
-    def sample(self) -> None:
-        sizes = dict.fromkeys(self.peaks, 0)
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        for proc in procs:
-            try:
-                rss = proc.memory_info().rss
-                sizes[group_of(proc, self.root.pid)] += rss
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            self.cpu[proc.pid] = times.user + times.system
-            sizes["total"] += rss
-        self.peaks = {key: max(value, sizes[key]) for key, value in self.peaks.items()}
 
 
 @dataclass(frozen=True)
@@ -408,19 +267,12 @@ class Job:
 def measure(job: Job, keep: bool, timeout: float) -> Result:
     """Run one engine in a fresh child process while polling its memory."""
     tag = f"{job.engine}-{job.rows}{'-profile' if job.profile else ''}"
-    out, logs = DATA / "out" / tag, DATA / "logs"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
-    result_file.unlink(missing_ok=True)
+    out, log, result_file = child_files(DATA, tag)
     command = [sys.executable, "-m", "benchmarks.featurize", "--child", job.engine]
     command += ["--input", str(job.source), "--output", str(out), "--result", str(result_file)]
     command += [*job.options, *(["--profile"] if job.profile else [])]
-    code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
-    result: Result = {"status": f"child exit code {code}; see {logs / f'{tag}.log'}"}
-    if result_file.exists():
-        result = json.loads(result_file.read_text())
+    code, peaks, load = supervise(command, log, timeout)
+    result = read_result(result_file, code, log)
     result.update(engine=job.engine, rows=job.rows, limit=job.limit, exit=code, peaks=peaks)
     result["load"] = load
     result["output_bytes"] = sum(
@@ -431,47 +283,14 @@ def measure(job: Job, keep: bool, timeout: float) -> Result:
     return result
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (or stolen by the hypervisor)."""
-    times = psutil.cpu_times()
-    idle: float = times.idle + getattr(times, "iowait", 0.0)
-    return float(sum(times)) - idle
-
-
-def supervise(
-    command: list[str], log_file: Path, timeout: float
-) -> tuple[int, dict[str, int], float]:
-    """Run the child; its exit code, RSS peaks, and the cores others kept busy meanwhile."""
-    busy, start = busy_seconds(), time.perf_counter()
-    with log_file.open("w") as log:
-        child = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        sampler = TreeSampler(child.pid)
-        sampler.start()
-        try:
-            code = child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_tree(child)
-            code = child.wait()
-        sampler.done.set()
-        sampler.join()
-    others = busy_seconds() - busy - sum(sampler.cpu.values())
-    return code, sampler.peaks, max(0.0, others) / (time.perf_counter() - start)
-
-
-def kill_tree(child: subprocess.Popen[bytes]) -> None:
-    for proc in psutil.Process(child.pid).children(recursive=True):
-        proc.kill()
-    child.kill()
-
-
 def median_run(runs: list[Result]) -> Result:
     """The run with the median wall time, with the largest peaks of all runs."""
-    done = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["wall"])
-    chosen = dict(done[(len(done) - 1) // 2] if done else runs[-1])
+    done = [r for r in runs if r["status"] == "ok"]
+    chosen = dict(lower_median(done, key=lambda r: float(r["wall"])) if done else runs[-1])
     peaks = {key: max(r["peaks"][key] for r in runs) for key in runs[0]["peaks"]}
     maxrss = max(r.get("maxrss", 0) for r in runs)
     load = max(r["load"] for r in runs)
-    walls = [r["wall"] for r in done]
+    walls = sorted(r["wall"] for r in done)
     return {**chosen, "peaks": peaks, "maxrss": maxrss, "walls": walls, "load": load}
 
 
@@ -483,14 +302,6 @@ HEADER = [
     "Spark/pandas wall", "Spark/pandas peak RSS", "CPU s JVM / workers / driver",
     "other load, cores", "status",
 ]  # fmt: skip
-
-
-def mib(value: float | None) -> str:
-    return "-" if not value else f"{value / MIB:,.0f} MiB"
-
-
-def seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def ratio(run: Result, runs: list[Result]) -> tuple[str, str]:
@@ -514,25 +325,16 @@ def ratio(run: Result, runs: list[Result]) -> tuple[str, str]:
 def table_row(run: Result, runs: list[Result]) -> list[str]:
     ok = run["status"] == "ok"
     wall = run.get("wall")
-    cpu = run.get("cpu") or {}
     rate = f"{run['rows'] / wall:,.0f}" if ok and wall else "-"
-    cpu_text = (
-        " / ".join(f"{cpu.get(g, 0.0):.1f}" for g in ("jvm", "workers", "driver")) if cpu else "-"
-    )
     spark = run["engine"] == "spark"
     wall_ratio, memory_ratio = ratio(run, runs)
     return [
         f"{run['rows']:,}", run["engine"], run["limit"], seconds(run.get("session")),
         seconds(wall), rate, mib(run.get("maxrss")),
         mib(run["peaks"]["jvm"]) if spark else "-", mib(run["peaks"]["workers"]) if spark else "-",
-        mib(run["peaks"]["total"]), wall_ratio, memory_ratio, cpu_text, f"{run['load']:.2f}",
-        run["status"],
+        mib(run["peaks"]["total"]), wall_ratio, memory_ratio, cpu_text(run.get("cpu")),
+        f"{run['load']:.2f}", run["status"],
     ]  # fmt: skip
-
-
-def markdown(rows: list[list[str]], header: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def profile_lines(runs: list[Result]) -> list[str]:
@@ -555,43 +357,12 @@ def profile_lines(runs: list[Result]) -> list[str]:
     return ["", title, "", *markdown(rows, header)]
 
 
-def java_version() -> str:
-    probe = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return (probe.stderr.splitlines() or ["unknown"])[0]
-
-
-def versions() -> str:
-    import pyspark
-
-    parts = [
-        f"Python {platform.python_version()}", f"pyspark {pyspark.__version__}",
-        f"pandas {pd.__version__}", f"pyarrow {pa.__version__}", f"numpy {np.__version__}",
-        java_version(),
-    ]  # fmt: skip
-    return ", ".join(parts)
-
-
-def machine(load_start: float) -> str:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )  # fmt: skip
-    memory = psutil.virtual_memory().total / GIB
-    load_end = os.getloadavg()[0]
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} logical CPUs ({model}), "
-        f"{memory:.1f} GiB RAM; 1-min load average {load_start:.2f} at the start, "
-        f"{load_end:.2f} at the end"
-    )
-
-
 def run_notes(runs: list[Result]) -> list[str]:
     notes = []
     for run in runs:
         detail = f"- {run['rows']:,} rows, {run['engine']} ({run['limit']}): "
-        if run.get("walls") and len(run["walls"]) > 1:
-            detail += f"walls {', '.join(f'{w:.2f}' for w in run['walls'])} s; "
+        if len(run.get("walls", [])) > 1:
+            detail += f"walls {spread(run['walls'])} s; "
         if run.get("phases"):
             detail += ", ".join(f"{k} {v:.2f} s" for k, v in run["phases"].items()) + "; "
         if run.get("counts"):
@@ -616,7 +387,7 @@ def setup_notes(cfg: DriftloopConfig) -> list[str]:
         "- Input: NannyML synthetic_car_loan reference (50,000 rows) resampled with "
         f"numpy default_rng({SEED}): car_value, debt_to_income_ratio x N(1, 0.02), "
         "driver_tenure x N(1, 0.05), fresh ids, timestamps spread over two years; "
-        f"stages.ingest conform + to_arrow, written with ingest's writer ({writer}) in "
+        f"driftloop.core.data conform + to_arrow, written with ingest's writer ({writer}) in "
         "1M-row chunks. The file is in the page cache for both engines.",
         f"- Spark: master {SPARK_MASTER}, otherwise conf/spark (Arrow batches "
         f"{spark.arrow_batch_rows:,} rows, {spark.max_partition_bytes} input splits); "
@@ -624,8 +395,8 @@ def setup_notes(cfg: DriftloopConfig) -> list[str]:
         "route, write_routed into train/ and holdout/ (Arrow's parquet writer in the Python "
         "workers). Its wall time is the first job of a fresh JVM, as in a DVC run of the stage; "
         "the profile table below the results is measured after it (warm JVM).",
-        "- pandas: pyarrow read -> to_pandas -> stages.featurize.featurize_pandas -> "
-        "Table.from_pandas -> stages.adapters.parquet.write_table, one file, "
+        "- pandas: pyarrow read -> to_pandas -> driftloop.core.plan.featurize_pandas -> "
+        "Table.from_pandas -> driftloop.adapters.parquet.write_table, one file, "
         "**no train/holdout split** (the route column is Spark-only).",
     ]
 
@@ -648,45 +419,27 @@ def method_notes() -> list[str]:
     ]
 
 
-def report(runs: list[Result], context: Result) -> str:
+def report(runs: list[Result], session: Session, generation: float, cfg: DriftloopConfig) -> str:
     lines = ["# featurize benchmark: Spark vs pandas", ""]
     lines += markdown([table_row(run, runs) for run in runs], HEADER)
     lines += profile_lines(runs)
     lines += ["", "## Notes", ""]
     lines += [
-        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
-        f"code: {context['code']}.",
-        f"- Machine: {machine(context['load'])}. Shared and noisy: compare ratios, "
-        "not absolute times.",
-        f"- Versions: {versions()}.",
-        *setup_notes(context["config"]),
+        session.about(generation),
+        session.machine("Shared and noisy: compare ratios, not absolute times."),
+        f"- Versions: {versions(SPARK_VERSIONS, [java_version()])}.",
+        *setup_notes(cfg),
         *method_notes(),
         *run_notes(runs),
     ]
     return "\n".join(lines) + "\n"
 
 
-def code_version() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "stages", "conf", "params.yaml")
-    return f"commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}" + (
-        " plus uncommitted changes in stages/ or conf/" if dirty else ""
-    )
-
-
 # --- entry point ------------------------------------------------------------------------
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.featurize",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.featurize", __doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--big-rows", type=int, help="rows of the capped run (pandas should fail)")
     parser.add_argument("--cap-gb", type=float, default=4.0, help="pandas RLIMIT_AS in the big run")
@@ -701,9 +454,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per child run")
     # internal: one engine in this process
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    child_arguments(parser, "input", "output", "result")
     parser.add_argument("--driver-memory", default="2g", help=argparse.SUPPRESS)
     parser.add_argument("--address-space-gb", type=float, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -735,7 +486,7 @@ def jobs(args: argparse.Namespace, cfg: DriftloopConfig) -> tuple[list[list[Job]
 
 
 def run_all(args: argparse.Namespace) -> None:
-    start, load, code = time.perf_counter(), os.getloadavg()[0], code_version()
+    session = Session("benchmarks.featurize")
     cfg = config()
     groups, generation = jobs(args, cfg)
     runs = []
@@ -750,19 +501,7 @@ def run_all(args: argparse.Namespace) -> None:
         print(f"{run['rows']:,} rows {run['engine']}: {run['status']}, wall {wall} s", flush=True)
     if not args.keep_data:
         cleanup(args)
-    context = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.featurize", *sys.argv[1:]]),
-        "total": time.perf_counter() - start,
-        "generation": generation,
-        "load": load,
-        "code": code,
-        "config": cfg,
-    }
-    text = report(runs, context)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_results("featurize.md", report(runs, session, generation, cfg))
 
 
 def cleanup(args: argparse.Namespace) -> None:
@@ -774,7 +513,7 @@ def cleanup(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.child:
-        run_child(args)
+        child_main(lambda: CHILDREN[args.child](args), args.result)
     else:
         run_all(args)
 

@@ -10,7 +10,7 @@ over time survives), values unchanged, fresh unique ids, timestamps spread
 evenly over ten calendar months (``monitor.chunk_period: M`` gives ten
 chunks). data.parquet
 holds the schema's columns plus the champion's y_pred and y_pred_proba
-(stages.predictor.Predictor, as stages.monitor scores) and model_version = the
+(driftloop.core.predictor.Predictor, as the stage scores) and model_version = the
 champion's version, as a batch snapshotted from the prediction log;
 labels.parquet holds id and repaid for every row. Batches are cached under
 benchmarks/data/monitor/, keyed by size, seed and the champion's digest.
@@ -23,12 +23,13 @@ Per size, ``--repeat`` times, two fresh processes one after the other:
   from the project root under a small wrapper that times it and reads its peak
   RSS from ``getrusage(RUSAGE_CHILDREN)`` (exact for the stage's one process);
   the parent also polls the tree's summed RSS with psutil as a check;
-* NannyML: a child that starts with nothing imported but the standard library,
-  imports what the stage's CLI imports (stages.cli.build_parser),
-  imports nannyml through the adapter (stages.adapters.nml.nannyml(), timed on
+* NannyML: a child that starts with nothing imported but the standard library
+  and the harness (psutil),
+  imports what the stage's CLI imports (driftloop.cli.build_parser),
+  imports nannyml through the adapter (driftloop.adapters.nml.nannyml(), timed on
   its own), then runs the stage's own stages.monitor.main in-process on the
   same batch with timers wrapped around the functions it calls: each
-  calculator built by stages.adapters.nml._calculators (its fit + calculate, or
+  calculator built by driftloop.adapters.nml._calculators (its fit + calculate, or
   fit + estimate, as one callable) is timed separately, so NannyML's compute is
   measured on exactly the frames and configuration the stage gives it, and the
   rest of main is broken down by the stage's functions.
@@ -46,29 +47,46 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
-import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+from benchmarks import harness
+from benchmarks.harness import (
+    MIB,
+    ROOT,
+    Result,
+    Session,
+    arguments,
+    child_arguments,
+    child_files,
+    child_main,
+    code_version,
+    lower_median,
+    markdown,
+    median,
+    read_result,
+    supervise,
+    versions,
+    vm_hwm,
+    write_results,
+)
+from benchmarks.harness import seconds as secs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from stages.config.schema import DriftloopConfig
-    from stages.promote import Champion
+    from driftloop.config.schema import DriftloopConfig
+    from driftloop.core.champion import Champion
 
-# Only the standard library at the top: the NannyML child must start with cold
-# imports, as the stage does. Everything else is imported where it is used.
+# Only the standard library and the harness at the top: the NannyML child must
+# start with cold imports, as the stage does. The rest is imported where used.
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data" / "monitor"
-RESULTS = ROOT / "benchmarks" / "results" / "monitor.md"
+DATA = harness.DATA / "monitor"
 CHAMPION = Path("data/models/champion")
 HOLDOUT = Path("data/features/holdout")
 PARAMS = Path("params.yaml")
@@ -80,7 +98,7 @@ END_TIME = "2019-11-01T00:00:00"  # ten calendar months
 BATCH = "2019-10"
 SCORE_ROWS = 250_000
 VERSION_COLUMN = "model_version"
-MIB = 2**20
+VERSIONS = ("nannyml", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "plotly")
 TARGET_ROWS = 2_000_000
 TARGET_WALL = 20.0
 TARGET_BYTES = 2 * 10**9
@@ -101,7 +119,6 @@ CALCULATORS = (
     ("missing_values", "missing values"),
     ("unseen_values", "unseen values"),
 )
-Result = dict[str, Any]
 WRAPPER = """\
 import json, resource, subprocess, sys, time
 start = time.perf_counter()
@@ -118,7 +135,7 @@ sys.exit(code)
 
 
 def config() -> DriftloopConfig:
-    from stages.config.compose import load
+    from driftloop.config.compose import load
 
     return load(ROOT / PARAMS)
 
@@ -149,7 +166,7 @@ def resampled(rows: int) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from stages.adapters import nml
+    from driftloop.adapters import nml
 
     data_file, targets_file = nml.packaged_files(*SOURCE)
     assert targets_file is not None
@@ -172,7 +189,7 @@ def generate(folder: Path, rows: int, cfg: DriftloopConfig, champion: Champion) 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.ingest import conform
+    from driftloop.core.data import conform
 
     data = cfg.data
     target = data.columns.target
@@ -188,11 +205,11 @@ def generate(folder: Path, rows: int, cfg: DriftloopConfig, champion: Champion) 
 
 
 def predictions(batch: pd.DataFrame, cfg: DriftloopConfig, champion: Champion) -> dict[str, Any]:
-    """The champion's prediction columns, scored as stages.monitor.scored scores."""
+    """The champion's prediction columns, scored as driftloop.core.monitoring.scored does."""
     import numpy as np
 
-    from stages.featurize import plan
-    from stages.predictor import Outputs, Predictor, frame_columns, input_columns
+    from driftloop.core.plan import plan
+    from driftloop.core.predictor import Outputs, Predictor, frame_columns, input_columns
 
     predictor = Predictor(champion.model, plan(cfg.features, cfg.data), cfg.data.problem)
     outputs = Outputs.of(cfg.data)
@@ -247,9 +264,9 @@ def instrument(module: Any, names: tuple[str, ...], prefix: str, spent: dict[str
 
 
 def instrument_calculators(seen: Result, calculators: dict[str, Any]) -> None:
-    """Time each callable that stages.adapters.nml._calculators builds, and keep
+    """Time each callable that driftloop.adapters.nml._calculators builds, and keep
     the sizes of the frames the stage hands to NannyML."""
-    from stages.adapters import nml
+    from driftloop.adapters import nml
 
     build = nml._calculators
     monitor = nml.monitor
@@ -272,7 +289,7 @@ def instrument_calculators(seen: Result, calculators: dict[str, Any]) -> None:
 
 
 def instrument_scoring(seen: Result) -> None:
-    from stages.predictor import Predictor
+    from driftloop.core.predictor import Predictor
 
     predict = Predictor.predict
 
@@ -286,12 +303,13 @@ def instrument_scoring(seen: Result) -> None:
 def nannyml_child(args: argparse.Namespace) -> Result:
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    from stages import cli, runner
+    from driftloop import cli
+    from driftloop.core import runner
 
     cli.build_parser()  # what the stage's process imports before main
     phases["cli_imports"] = time.perf_counter() - start
     start = time.perf_counter()
-    from stages.adapters import nml
+    from driftloop.adapters import nml
 
     nml.nannyml()
     phases["nannyml_import"] = time.perf_counter() - start
@@ -318,23 +336,6 @@ def nannyml_child(args: argparse.Namespace) -> Result:
             "seen": seen, "action": action}  # fmt: skip
 
 
-def vm_hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def run_child(args: argparse.Namespace) -> None:
-    try:
-        result = nannyml_child(args)
-    except Exception as exc:  # reported to the parent, which prints it in the table
-        logging.getLogger("benchmark").exception("the NannyML child failed")
-        result = {"status": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}
-    result["maxrss"] = vm_hwm()
-    args.result.write_text(json.dumps(result))
-
-
 # --- parent: the runs -----------------------------------------------------------------------
 
 
@@ -352,53 +353,29 @@ def driftloop() -> str:
     return str(found) if found.exists() else shutil.which("driftloop") or "driftloop"
 
 
-def fresh_dir(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
-
-def run_files(tag: str) -> tuple[Path, Path, Path]:
-    """A fresh output folder, the log folder and a cleared result file for one run."""
-    out, logs = fresh_dir(DATA / "out" / tag), DATA / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
-    result_file.unlink(missing_ok=True)
-    return out, logs, result_file
-
-
 def stage_run(rows: int, incoming: Path, index: int, timeout: float) -> Result:
     """The stage as DVC runs it, in a fresh process under the timing wrapper."""
-    from benchmarks.featurize import supervise
-
-    tag = f"stage-{rows}-{index}"
-    out, logs, result_file = run_files(tag)
+    out, log, result_file = child_files(DATA, f"stage-{rows}-{index}")
     command = [sys.executable, "-c", WRAPPER, str(result_file), driftloop(), "monitor"]
     command += stage_arguments(incoming, out)
-    code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
-    run: Result = {"status": f"exit code {code}; see {logs / f'{tag}.log'}", "load": load}
-    if code == 0 and result_file.exists():
-        run = {"status": "ok", **json.loads(result_file.read_text()), "load": load}
+    code, peaks, load = supervise(command, log, timeout)
+    run = {**read_result(result_file, code, log), "load": load}
+    if run["status"] == "ok":
         run["tree_peak"] = peaks["total"]
-        run["said"] = stage_lines(logs / f"{tag}.log")
+        run["said"] = stage_lines(log)
         run["timer"] = stage_timer(run["said"])
         run["action"] = json.loads((out / "drift.json").read_text()).get("action")
-    run["warnings"] = warning_lines(logs / f"{tag}.log")
+    run["warnings"] = warning_lines(log)
     shutil.rmtree(out, ignore_errors=True)
     return run
 
 
 def nannyml_run(rows: int, incoming: Path, index: int, timeout: float) -> Result:
-    from benchmarks.featurize import supervise
-
-    tag = f"nannyml-{rows}-{index}"
-    out, logs, result_file = run_files(tag)
+    out, log, result_file = child_files(DATA, f"nannyml-{rows}-{index}")
     command = [sys.executable, "-m", "benchmarks.monitor", "--child", "--incoming",
                str(incoming), "--output", str(out), "--result", str(result_file)]  # fmt: skip
-    code, peaks, load = supervise(command, logs / f"{tag}.log", timeout)
-    run: Result = {"status": f"exit code {code}; see {logs / f'{tag}.log'}"}
-    if result_file.exists():
-        run = json.loads(result_file.read_text())
+    code, peaks, load = supervise(command, log, timeout)
+    run = read_result(result_file, code, log)
     shutil.rmtree(out, ignore_errors=True)
     return {**run, "load": load, "tree_peak": peaks["total"]}
 
@@ -408,14 +385,13 @@ def profile_run(rows: int, incoming: Path, timeout: float) -> Result:
     cumulative seconds."""
     import pstats
 
-    tag = f"profile-{rows}"
-    out, logs = fresh_dir(DATA / "out" / tag), DATA / "logs"
-    stats_file = logs / f"{tag}.prof"
+    out, log, _ = child_files(DATA, f"profile-{rows}")
+    stats_file = log.with_suffix(".prof")
     command = [sys.executable, "-m", "cProfile", "-o", str(stats_file), driftloop(), "monitor"]
     command += stage_arguments(incoming, out)
     start = time.perf_counter()
-    with (logs / f"{tag}.log").open("w") as log:
-        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    with log.open("w") as output:
+        done = subprocess.run(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
                               timeout=timeout, check=False)  # fmt: skip
     wall = time.perf_counter() - start
     shutil.rmtree(out, ignore_errors=True)
@@ -428,7 +404,7 @@ def profile_run(rows: int, incoming: Path, timeout: float) -> Result:
         where = profile_place(file)
         if where:
             label = f"{where}:{line} {name}"
-            if name == "<lambda>" and where == "stages/adapters/nml.py" and line in lambdas:
+            if name == "<lambda>" and where == NML_FILE and line in lambdas:
                 label += f" ({lambdas[line]})"
             entries.append({"name": label, "calls": calls, "cum": cumulative})
     entries.sort(key=lambda e: -e["cum"])
@@ -436,18 +412,19 @@ def profile_run(rows: int, incoming: Path, timeout: float) -> Result:
 
 
 def calculator_lines() -> dict[int, str]:
-    """Line numbers of the lambdas in stages/adapters/nml.py, by calculator name."""
+    """Line numbers of the lambdas in the NannyML adapter, by calculator name."""
     import re
 
-    source = (ROOT / "stages" / "adapters" / "nml.py").read_text().splitlines()
+    source = (ROOT / NML_FILE).read_text().splitlines()
     pattern = re.compile(r"[\"'](\w+)[\"']\]?\s*[:=]\s*lambda")
     found = {number: pattern.search(text) for number, text in enumerate(source, start=1)}
     return {number: match.group(1) for number, match in found.items() if match}
 
 
-PROFILED = ("stages/", "nannyml/", "plotly/io", "lightgbm/", "pandas/io/", "pyarrow/")
+NML_FILE = "driftloop/adapters/nml.py"
+PROFILED = ("stages/", "driftloop/", "nannyml/", "plotly/io", "lightgbm/", "pandas/io/", "pyarrow/")
 # wrappers whose cumulative time is just that of what they wrap
-UNPROFILED = ("stages/cli.py", "stages/runner.py", "nannyml/usage_logging.py")
+UNPROFILED = ("driftloop/cli.py", "driftloop/core/runner.py", "nannyml/usage_logging.py")
 
 
 def profile_place(file: str) -> str | None:
@@ -476,11 +453,6 @@ def warning_lines(log_file: Path) -> list[str]:
 
 
 # --- parent: medians and the report -----------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    done = sorted(values)
-    return done[(len(done) - 1) // 2] if done else float("nan")
 
 
 def calculator_seconds(run: Result) -> dict[str, float]:
@@ -515,16 +487,11 @@ def summarize(rows: int, stage_runs: list[Result], child_runs: list[Result]) -> 
 
 def median_child(runs: list[Result]) -> Result:
     """The NannyML child run with the median main() time."""
-    done = sorted(runs, key=lambda r: r["phases"]["main"])
-    return done[(len(done) - 1) // 2]
+    return lower_median(runs, key=lambda r: float(r["phases"]["main"]))
 
 
 def mib(value: float) -> str:
     return f"{value / MIB:,.0f}"
-
-
-def secs(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"
 
 
 HEADER = [
@@ -539,16 +506,14 @@ def headline_row(s: Result) -> list[str]:
         return [f"{s['rows']:,}", "-", "-", "-", "-", "-", "-", "-", s["status"]]
     child = s["child"]
     return [
-        f"{s['rows']:,}", str(child["seen"].get("chunks", "?")), secs(s["wall"]), mib(s["peak"]),
-        secs(s["compute"]), secs(s["nannyml_import"]), f"{s['ratio']:.2f}x",
+        f"{s['rows']:,}", str(child["seen"].get("chunks", "?")), secs(s["wall"]),
+        mib(s["peak"]), secs(s["compute"]), secs(s["nannyml_import"]), f"{s['ratio']:.2f}x",
         mib(max(r["maxrss"] for r in s["child_runs"] if r["status"] == "ok")),
         f"{s['load']:.2f}",
     ]  # fmt: skip
 
 
 def calculator_table(summaries: list[Result]) -> list[str]:
-    from benchmarks.featurize import markdown
-
     header = ["analysis rows", *(label for _, label in CALCULATORS), "sum"]
     rows = [
         [
@@ -578,13 +543,13 @@ def breakdown(s: Result) -> list[tuple[str, float]]:
         ("stage wall (median of the stage runs)", s["wall"]),
         ("outside the stage's own timer: interpreter start, imports, params load, exit "
          "(stage wall - the seconds its summary line reports)", outside),
-        ("  CLI imports (stages.cli.build_parser: pandas, scikit-learn, scipy, every stage module)",
-         phases["cli_imports"]),
+        ("  CLI imports (driftloop.cli.build_parser: pandas, scikit-learn, scipy, every stage "
+         "module)", phases["cli_imports"]),
         ("  params.yaml load + freshness check (runner.params)", took("params")),
         ("read batch + labels join + conform", took("latest_batch", "recent_batches")),
         ("load champion", took("load_champion")),
         ("read holdout", took("read_features")),
-        ("score: stages.monitor.scored (reference and analysis)", took("scored")),
+        ("score: driftloop.core.monitoring.scored (reference and analysis)", took("scored")),
         ("nannyml import (the adapter's nannyml())", phases["nannyml_import"]),
         ("NannyML calculators (fit + calculate)", computed),
         ("nml.monitor minus the calculators", took("nml.monitor") - computed),
@@ -603,8 +568,6 @@ def breakdown(s: Result) -> list[tuple[str, float]]:
 
 
 def breakdown_table(summaries: list[Result]) -> list[str]:
-    from benchmarks.featurize import markdown
-
     done = [s for s in summaries if s["status"] == "ok"]
     if not done:
         return []
@@ -616,8 +579,6 @@ def breakdown_table(summaries: list[Result]) -> list[str]:
 
 
 def profile_table(profile: Result | None, top: int) -> list[str]:
-    from benchmarks.featurize import markdown
-
     if not profile or profile["status"] != "ok":
         return []
     rows = [[e["name"], f"{e['calls']:,}", secs(e["cum"])] for e in profile["entries"][:top]]
@@ -626,9 +587,9 @@ def profile_table(profile: Result | None, top: int) -> list[str]:
         f"## cProfile of one stage run, {profile['rows']:,} rows (wall {profile['wall']:.1f} s "
         "under the profiler)",
         "",
-        "Functions of stages/, nannyml/, lightgbm/, plotly.io, pandas.io and pyarrow by "
-        "cumulative seconds (nested entries overlap; the CLI, runner and NannyML usage-logging "
-        "wrappers are left out; stages/adapters/nml.py <lambda> lines are the calculators of "
+        "Functions of stages/, driftloop/, nannyml/, lightgbm/, plotly.io, pandas.io and pyarrow "
+        "by cumulative seconds (nested entries overlap; the CLI, runner and NannyML usage-logging "
+        f"wrappers are left out; {NML_FILE} <lambda> lines are the calculators of "
         "_calculators; the profiler slows Python-heavy code).",
         "",
         *markdown(rows, ["function", "calls", "cumulative s"]),
@@ -713,10 +674,11 @@ def high_water_text(high: Result | None) -> str:
 
 
 def code_digest() -> str:
-    """A digest of what the stage runs: stages/ (Python), conf/ and params.yaml."""
+    """A digest of what the stage runs: stages/ and driftloop/ (Python), conf/, params.yaml."""
     import hashlib
 
-    files = sorted([*(ROOT / "stages").rglob("*.py"), *(ROOT / "conf").rglob("*.yaml")])
+    code = [path for folder in ("stages", "driftloop") for path in (ROOT / folder).rglob("*.py")]
+    files = sorted([*code, *(ROOT / "conf").rglob("*.yaml")])
     digest = hashlib.sha256()
     for path in [*files, ROOT / PARAMS]:
         digest.update(str(path.relative_to(ROOT)).encode())
@@ -727,11 +689,13 @@ def code_digest() -> str:
 def code_notes(context: Result) -> list[str]:
     start, end = context["digest_start"], context["digest_end"]
     if start == end:
-        return [f"- stages/, conf/ and params.yaml were unchanged during the run ({start})."]
+        return [
+            f"- stages/, driftloop/, conf/ and params.yaml were unchanged during the run ({start})."
+        ]
     return [
-        f"- **stages/, conf/ or params.yaml changed during the run** (digest {start} at the "
-        f"start, {end} at the end; the code at the end: {context['code_end']}): runs after the "
-        "change measured other code."
+        f"- **stages/, driftloop/, conf/ or params.yaml changed during the run** (digest "
+        f"{start} at the start, {end} at the end; the code at the end: {context['code_end']}): "
+        "runs after the change measured other code."
     ]
 
 
@@ -757,14 +721,6 @@ def dtype_note(summaries: list[Result]) -> list[str]:
     ]
 
 
-def versions() -> str:
-    import platform
-    from importlib.metadata import version
-
-    names = ("nannyml", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "plotly")
-    return ", ".join([f"Python {platform.python_version()}", *(f"{n} {version(n)}" for n in names)])
-
-
 def setup_notes(cfg: DriftloopConfig, context: Result) -> list[str]:
     mon = cfg.monitor
     return [
@@ -780,7 +736,7 @@ def setup_notes(cfg: DriftloopConfig, context: Result) -> list[str]:
         f"default_rng({SEED}) with replacement (draws sorted, so the data set's drift "
         f"stays where it was; values unchanged), ids from {FIRST_ID:,}, timestamps evenly from "
         f"{FIRST_TIME[:10]} to {END_TIME[:10]} (ten calendar months), one batch folder "
-        f"'{BATCH}' per size with data.parquet (schema columns conformed by stages.ingest, "
+        f"'{BATCH}' per size with data.parquet (schema columns conformed by driftloop.core.data, "
         f"y_pred, y_pred_proba of the champion, {VERSION_COLUMN} = its version) and "
         "labels.parquet (id, repaid, every row), zstd; in the page cache.",
         "- stage wall s: the `driftloop` console script from process spawn to exit (the "
@@ -789,9 +745,9 @@ def setup_notes(cfg: DriftloopConfig, context: Result) -> list[str]:
         "ru_maxrss (RUSAGE_CHILDREN in a wrapper that imports only the standard library) and "
         "the psutil-polled summed RSS of the tree (every 0.1 s), the largest over the runs.",
         "- NannyML compute s: the sum of the calculators' fit + calculate seconds, each timed "
-        "around the callable stages.adapters.nml._calculators builds, while the stage's own "
+        "around the callable driftloop.adapters.nml._calculators builds, while the stage's own "
         "main() runs in a fresh child process (the same frames, chunking, methods and "
-        "metrics); nannyml import s: stages.adapters.nml.nannyml() timed in that child after "
+        "metrics); nannyml import s: driftloop.adapters.nml.nannyml() timed in that child after "
         "the imports the stage's CLI makes anyway (pandas, scikit-learn, scipy, every stage "
         "module). Both are medians over the children. NannyML child peak MiB: its VmHWM (it "
         "runs the whole stage in-process, so it is close to the stage's).",
@@ -802,8 +758,6 @@ def setup_notes(cfg: DriftloopConfig, context: Result) -> list[str]:
 
 
 def report(summaries: list[Result], profile: Result | None, context: Result) -> str:
-    from benchmarks.featurize import machine, markdown
-
     lines = ["# monitor benchmark: the stage vs NannyML's own time", ""]
     lines += markdown([headline_row(s) for s in summaries], HEADER)
     lines += ["", *verdict(summaries)]
@@ -814,12 +768,9 @@ def report(summaries: list[Result], profile: Result | None, context: Result) -> 
     lines += profile_table(profile, context["top"])
     lines += ["", "## Notes", ""]
     lines += [
-        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (batch generation {context['generation']:.0f} s of it); "
-        f"code: {context['code']}.",
-        f"- Machine: {machine(context['load'])}. Shared and noisy: compare ratios, "
-        "not absolute times.",
-        f"- Versions: {versions()}.",
+        context["session"].about(context["generation"], "batch generation"),
+        context["session"].machine("Shared and noisy: compare ratios, not absolute times."),
+        f"- Versions: {versions(VERSIONS)}.",
         *code_notes(context),
         *setup_notes(context["config"], context),
         *run_notes(summaries),
@@ -850,11 +801,9 @@ def measure_size(rows: int, incoming: Path, args: argparse.Namespace) -> Result:
 
 
 def run_all(args: argparse.Namespace) -> None:
-    from benchmarks.featurize import code_version
-    from stages.promote import load_champion
+    from driftloop.core.champion import load_champion
 
-    start, load_start, code = time.perf_counter(), os.getloadavg()[0], code_version()
-    digest_start = code_digest()
+    session, digest_start = Session("benchmarks.monitor"), code_digest()
     cfg = config()
     if not (ROOT / CHAMPION / "model.pkl").is_file() or not (ROOT / HOLDOUT).is_dir():
         raise SystemExit(f"no champion at {CHAMPION} or no {HOLDOUT}: run `make run` first")
@@ -869,12 +818,8 @@ def run_all(args: argparse.Namespace) -> None:
     if args.profile:
         profile = profile_run(max(args.sizes), folders[max(args.sizes)], args.timeout)
     context = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.monitor", *sys.argv[1:]]),
-        "total": time.perf_counter() - start,
+        "session": session,
         "generation": generation,
-        "load": load_start,
-        "code": code,
         "config": cfg,
         "version": champion.version,
         "digest": champion.digest,
@@ -883,20 +828,13 @@ def run_all(args: argparse.Namespace) -> None:
         "digest_end": code_digest(),
         "code_end": code_version(),
     }
-    text = report(summaries, profile, context)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_results("monitor.md", report(summaries, profile, context))
     if not args.keep_data:
         shutil.rmtree(DATA / "out", ignore_errors=True)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.monitor",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.monitor", __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 500_000, 2_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median)")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
@@ -906,16 +844,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per child run")
     # internal: the NannyML child
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--incoming", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    child_arguments(parser, "incoming", "output", "result")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.child:
-        run_child(args)
+        child_main(lambda: nannyml_child(args), args.result)
     else:
         run_all(args)
 

@@ -13,7 +13,7 @@ side by side on free loopback ports and left running for the whole benchmark:
 * the peer: ``mlflow models serve --env-manager local`` as in
   /work/shared/ANCHORS.md, telemetry off. Its input is the model's feature
   columns, so each record is featurized beforehand with
-  stages.featurize.featurize_pandas and stages.train.model_input and sent in
+  driftloop.core.plan.featurize_pandas and driftloop.core.model.model_input and sent in
   ``dataframe_split`` form.
 
 Records are the first rows of NannyML's synthetic car loan *analysis* part
@@ -51,10 +51,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -63,12 +61,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +74,26 @@ import pandas as pd
 import psutil
 import pyarrow.parquet as pq
 
-from benchmarks.featurize import busy_seconds, code_version, machine, markdown
-from stages.adapters import nml, tracking
-from stages.config.compose import load
-from stages.config.schema import ColumnType, DriftloopConfig
-from stages.featurize import featurize_pandas, plan
-from stages.host import free_port
-from stages.predictor import input_columns
-from stages.train import CARD_FILE, model_input
+from benchmarks.harness import (
+    ROOT,
+    Session,
+    TreeSampler,
+    arguments,
+    busy_seconds,
+    lower_median,
+    markdown,
+    mib,
+    versions,
+    write_results,
+)
+from driftloop.adapters import nml, tracking
+from driftloop.config.compose import load
+from driftloop.config.schema import ColumnType, DriftloopConfig
+from driftloop.core.host import free_port
+from driftloop.core.model import CARD_FILE, model_input
+from driftloop.core.plan import featurize_pandas, plan
+from driftloop.core.predictor import input_columns
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "serve.md"
-WORKERS_RESULTS = ROOT / "benchmarks" / "results" / "serve_workers.md"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 THREADS, CONNECTIONS = 2, 32
@@ -102,7 +106,8 @@ BUSY_PATTERNS = ("pytest", "benchmarks.batch_predict", "benchmarks.featurize", "
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 SHOWN_ENV = {*TELEMETRY_OFF, "MLFLOW_TRACKING_URI", "OMP_NUM_THREADS"}
 PREDICT_SECONDS = 'driftloop_request_seconds_{}{{path="/predict"}}'
-MIB = 2**20
+VERSIONS = ("fastapi", "uvicorn", "pydantic", "scikit-learn", "mlflow", "numpy", "pandas",
+            "pyarrow", "psutil")  # fmt: skip
 # the issue's targets
 TARGET_RPS, TARGET_P99_MS, TARGET_RATIO, TARGET_BATCH_MS = 2_000, 25.0, 10.0, 20.0
 Metrics = dict[str, float]
@@ -234,51 +239,6 @@ def payloads(cfg: DriftloopConfig, card: dict[str, Any]) -> Payloads:
 # --- processes ------------------------------------------------------------------------
 
 
-class TreeWatch(threading.Thread):
-    """Polls a server's process tree: the peak of its summed RSS and each process's VmHWM."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.peak = 0
-        self.hwm: dict[int, tuple[str, int]] = {}
-        self.done = threading.Event()
-
-    def procs(self) -> list[psutil.Process]:
-        try:
-            return [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def run(self) -> None:
-        while not self.done.wait(POLL_SECONDS):
-            self.sample()
-
-    def sample(self) -> None:
-        total = 0
-        for proc in self.procs():
-            with suppress(psutil.Error, OSError, ValueError):
-                total += proc.memory_info().rss
-                self.hwm[proc.pid] = (proc.name(), vm_hwm(proc.pid))
-        self.peak = max(self.peak, total)
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) of the live tree."""
-        seconds = 0.0
-        for proc in self.procs():
-            with suppress(psutil.Error):
-                times = proc.cpu_times()
-                seconds += times.user + times.system
-        return seconds
-
-
-def vm_hwm(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 @dataclass
 class Server:
     name: str
@@ -289,7 +249,7 @@ class Server:
     ready: str
     log_file: Path
     process: subprocess.Popen[bytes] | None = None
-    watch: TreeWatch | None = None
+    watch: TreeSampler | None = None
     started: float = 0.0
 
     def start(self) -> None:
@@ -298,8 +258,13 @@ class Server:
             self.process = subprocess.Popen(
                 self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.watch = TreeWatch(self.process.pid)
+        self.watch = TreeSampler(self.process.pid, interval=POLL_SECONDS)
         self.watch.start()
+
+    @property
+    def peak(self) -> int:
+        """The peak of the tree's summed RSS so far."""
+        return self.watch.peaks["total"] if self.watch else 0
 
     def log_tail(self, lines: int = 15) -> str:
         text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -309,9 +274,8 @@ class Server:
         """SIGTERM to the root pid, then to every descendant left, then SIGKILL."""
         if self.process is None or self.watch is None:
             return
-        procs = self.watch.procs()
-        self.watch.sample()
-        self.watch.done.set()
+        procs = self.watch.processes()
+        self.watch.stop()
         for proc in procs:
             with suppress(psutil.Error):
                 proc.terminate()
@@ -507,11 +471,12 @@ def load_run(server: Server, wrk: str, seconds: int, script: Path, warmup: bool 
     assert server.watch is not None
     is_ours = server.predict == "/predict"
     before = scrape(server.port) if is_ours else {}
-    cpu, kids, busy, start = server.watch.cpu(), children_cpu(), busy_seconds(), time.perf_counter()
+    cpu, kids = server.watch.live_cpu(), children_cpu()
+    busy, start = busy_seconds(), time.perf_counter()
     url = f"http://{HOST}:{server.port}{server.predict}"
     done = subprocess.run(wrk_command(wrk, seconds, script, url), capture_output=True, text=True)
     wall = time.perf_counter() - start
-    server_cpu, wrk_cpu = server.watch.cpu() - cpu, children_cpu() - kids
+    server_cpu, wrk_cpu = server.watch.live_cpu() - cpu, children_cpu() - kids
     others = max(0.0, busy_seconds() - busy - server_cpu - wrk_cpu) / wall
     if done.returncode:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
@@ -585,14 +550,9 @@ def ms(value: float | None) -> str:
     return "-" if value is None or np.isnan(value) else f"{value:,.1f} ms"
 
 
-def mib(value: int) -> str:
-    return f"{value / MIB:,.0f} MiB"
-
-
 def median_run(runs: list[LoadRun], name: str) -> LoadRun:
-    measured = sorted((r for r in runs if r.server == name and not r.warmup),
-                      key=lambda r: r.wrk["rps"])  # fmt: skip
-    return measured[(len(measured) - 1) // 2]
+    measured = [r for r in runs if r.server == name and not r.warmup]
+    return lower_median(measured, key=lambda r: float(r.wrk["rps"]))
 
 
 def run_line(run: LoadRun) -> str:
@@ -630,7 +590,7 @@ def load_table(runs: list[LoadRun], servers: list[Server]) -> list[str]:
         rows.append([
             server.name, f"{w['rps']:,.0f}", ms(w["p50"]), ms(w["p90"]), ms(w["p99"]),
             ms(w["max"]), f"{run.errors:,}", f"{w['rps'] / base:.1f}x", f"{run.server_cpu:.2f}",
-            mib(server.watch.peak),
+            mib(server.peak),
         ])  # fmt: skip
     return markdown(rows, LOAD_HEADER)
 
@@ -701,23 +661,13 @@ def batching_note(before: Metrics, after: Metrics) -> str:
     )
 
 
-def versions(wrk: str) -> str:
-    names = ["fastapi", "uvicorn", "pydantic", "scikit-learn", "mlflow", "numpy", "pandas",
-             "pyarrow", "psutil"]  # fmt: skip
-    found = [f"Python {platform.python_version()}"]
-    for name in names:
-        with suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{name} {importlib.metadata.version(name)}")
-    return ", ".join([*found, wrk_version(wrk)])
-
-
 def memory_note(server: Server) -> str:
     assert server.watch is not None
     parts = ", ".join(f"{name} (pid {pid}) {mib(hwm)}" for pid, (name, hwm) in
                       sorted(server.watch.hwm.items()))  # fmt: skip
     return (
         f"- Memory, {server.name}: peak of the tree's summed RSS (polled every "
-        f"{POLL_SECONDS} s from start to stop) {mib(server.watch.peak)}; VmHWM per process: "
+        f"{POLL_SECONDS} s from start to stop) {mib(server.peak)}; VmHWM per process: "
         f"{parts}."
     )
 
@@ -736,10 +686,7 @@ def command_notes(servers: list[Server], wrk: str, args: argparse.Namespace) -> 
 
 @dataclass
 class Context:
-    date: str
-    command: str
-    code: str
-    load: float
+    session: Session
     waited: str
     wrk: str
     card: dict[str, Any]
@@ -778,10 +725,12 @@ def report(
 def context_notes(ctx: Context, args: argparse.Namespace) -> list[str]:
     p, (rows, files, scored) = ctx.parity, ctx.logged
     return [
-        f"- Date: {ctx.date}; command: `{ctx.command}`; code: {ctx.code}.",
-        f"- Machine: {machine(ctx.load)}. Shared and noisy; the cores other tenants kept busy "
-        f"are listed per run. Before the run: {ctx.waited}.",
-        f"- Versions: {versions(ctx.wrk)}.",
+        ctx.session.about(),
+        ctx.session.machine(
+            "Shared and noisy; the cores other tenants kept busy are listed per run. "
+            f"Before the run: {ctx.waited}."
+        ),
+        f"- Versions: {versions(VERSIONS, [wrk_version(ctx.wrk)])}.",
         f"- Model: champion version {ctx.card.get('version')} ({ctx.card.get('model')}, "
         f"{ctx.card.get('estimator', {}).get('_target_')}); registry alias "
         f"`{tracking.CHAMPION}` -> version {ctx.registry[0]}; ours reported version "
@@ -817,8 +766,8 @@ def method_notes() -> list[str]:
     return [
         "- Records: the first rows of NannyML's synthetic_car_loan analysis part; ours gets the "
         "raw columns of conf/data (one JSON object, or a list), the peer the model's input "
-        "columns (raw + derived features, computed with stages.featurize.featurize_pandas and "
-        'stages.train.model_input) as `{"dataframe_split": ...}`. The single-record load '
+        "columns (raw + derived features, computed with driftloop.core.plan.featurize_pandas and "
+        'driftloop.core.model.model_input) as `{"dataframe_split": ...}`. The single-record load '
         "sends the first record, the batch the first 1,000.",
         "- ratio vs mlflow: requests/s of the server's median run over the peer's median run. "
         "server CPU: CPU seconds of the server's process tree during the run / wall seconds "
@@ -843,9 +792,8 @@ def method_notes() -> list[str]:
 
 @dataclass(frozen=True)
 class Start:
+    session: Session
     waited: str
-    load: float
-    code: str
     wrk: str
     card: dict[str, Any]
 
@@ -917,7 +865,7 @@ def workers_table(result: WorkersResult) -> list[str]:
         rows.append([
             server.name, f"{w['rps']:,.0f}", ms(w["p50"]), ms(w["p90"]), ms(w["p99"]),
             ms(w["max"]), f"{run.errors:,}", f"{w['rps'] / base:.2f}x", f"{run.server_cpu:.2f}",
-            f"{run.wrk_cpu:.2f}", f"{run.other_cpu:.2f}", mib(server.watch.peak),
+            f"{run.wrk_cpu:.2f}", f"{run.other_cpu:.2f}", mib(server.peak),
         ])  # fmt: skip
     return markdown(rows, WORKERS_HEADER)
 
@@ -940,18 +888,18 @@ def workers_report(start: Start, result: WorkersResult, args: argparse.Namespace
 
 
 def workers_notes(start: Start, result: WorkersResult) -> list[str]:
-    command = " ".join(["python -m benchmarks.serve", *sys.argv[1:]])
     logged = [
         f"{name}: {rows:,} rows in {files} files, {scored:,.0f} records scored"
         + (" - every record logged" if rows == scored else " - MISMATCH")
         for name, (rows, files, scored) in result.logged.items()
     ]
     return [
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; command: `{command}`; "
-        f"code: {start.code}.",
-        f"- Machine: {machine(start.load)}. wrk runs on the same cores as the servers; the "
-        f"cores other tenants kept busy are listed per run. Before the run: {start.waited}.",
-        f"- Versions: {versions(start.wrk)}.",
+        start.session.about(),
+        start.session.machine(
+            "wrk runs on the same cores as the servers; the cores other tenants kept busy are "
+            f"listed per run. Before the run: {start.waited}."
+        ),
+        f"- Versions: {versions(VERSIONS, [wrk_version(start.wrk)])}.",
         f"- Model: champion version {start.card.get('version')} ({start.card.get('model')}); "
         "both servers read data/models/champion, conf/serve's defaults otherwise (micro-batching "
         "per worker, a prediction log per server, written by every worker). Startup to ready "
@@ -990,11 +938,7 @@ def busy_processes() -> list[str]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.serve",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.serve", __doc__)
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="measured runs per server")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of the warm-up wrk run")
@@ -1099,13 +1043,14 @@ def main(argv: list[str] | None = None) -> None:
     # a SIGTERM (timeout, kill) unwinds like an error: the servers are stopped, temp dirs removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     waited = wait_quiet(args.quiet_minutes) if args.quiet_minutes > 0 else "no wait asked"
-    load_start, code, wrk = os.getloadavg()[0], code_version(), ensure_wrk()
+    session, wrk = Session("benchmarks.serve"), ensure_wrk()
     cfg = load(ROOT / "params.yaml")
     card = champion_card()
     body = payloads(cfg, card)
     if args.compare_workers:
-        start = Start(waited, load_start, code, wrk, card)
-        write(WORKERS_RESULTS, workers_main(start, body.ours_one, args), args)
+        start = Start(session, waited, wrk, card)
+        text = workers_main(start, body.ours_one, args)
+        write_results("serve_workers.md", text, write=not args.no_write)
         return
     champion = registered(cfg)
     reference = registry_proba(champion.model, body.peer_many)
@@ -1117,22 +1062,13 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     ctx = Context(
-        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        command=" ".join(["python -m benchmarks.serve", *sys.argv[1:]]),
-        code=code, load=load_start, waited=waited, wrk=wrk, card=card,
+        session=session, waited=waited, wrk=wrk, card=card,
         registry=(champion.version, champion.predict_fn), parity=result["parity"],
         ready=result["ready"], logged=result["logged"],
         after=versions_after(cfg, result["batches"][0]),
     )  # fmt: skip
     text = report(ctx, servers, result["runs"], result["metrics"], result["batches"], args)
-    write(RESULTS, text, args)
-
-
-def write(path: Path, text: str, args: argparse.Namespace) -> None:
-    if not args.no_write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    print(text)
+    write_results("serve.md", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m benchmarks.spark_cluster [--rows 10000000] [--repeats 3]
 
 The cluster is a master and two workers (1 core each) on loopback, started
-from the installed pyspark by stages.adapters.spark_standalone for the whole
+from the installed pyspark by driftloop.adapters.spark_standalone for the whole
 run. Both engines take their settings from conf/spark (composed as
 `spark.master=local[2]` and `spark=cluster spark.master=spark://...`) and run
 the featurize stage's own code on the input of benchmarks/featurize.py (same
@@ -19,44 +19,48 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import sys
 import time
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 from benchmarks.featurize import (
+    SPARK_VERSIONS,
+    bench_config,
+    config,
+    feature_plan,
+    median_run,
+    run_notes,
+    spark_measure,
+)
+from benchmarks.harness import (
     DATA,
     ROOT,
     Result,
+    Session,
     TreeSampler,
-    bench_config,
-    code_version,
-    config,
-    ensure_input,
-    feature_plan,
-    input_path,
-    machine,
+    arguments,
+    child_arguments,
+    child_files,
+    child_main,
+    java_version,
     markdown,
-    median_run,
     mib,
-    peak_rss,
-    run_notes,
+    read_result,
     seconds,
-    spark_measure,
     supervise,
     versions,
+    write_results,
 )
-from stages.adapters.spark_standalone import Cluster, start_cluster
-from stages.config.compose import compose, load
-from stages.config.schema import DriftloopConfig
+from benchmarks.inputs import ensure_input, input_path
+from driftloop.adapters.spark_standalone import Cluster, start_cluster
+from driftloop.config.compose import compose, load
+from driftloop.config.schema import DriftloopConfig
 
-RESULTS = ROOT / "benchmarks" / "results" / "spark_cluster.md"
 WORK = DATA / "spark_cluster"
 LOCAL_MASTER = "local[2]"
 WORKERS = 2
@@ -67,24 +71,19 @@ RUN_GROUPS = ("driver", "executors", "py workers", "daemons")
 # --- child: one engine ----------------------------------------------------------------
 
 
-def run_child(args: argparse.Namespace) -> None:
-    """Featurize args.input with the Spark settings of args.params; write the result JSON."""
-    from stages.adapters import spark as adapter
+def child(args: argparse.Namespace) -> Result:
+    """Featurize args.input with the Spark settings of args.params."""
+    from driftloop.adapters import spark as adapter
 
+    cfg = bench_config(load(args.params))
+    start = time.perf_counter()
+    session = adapter.session(cfg.spark)
+    started = time.perf_counter() - start
     try:
-        cfg = bench_config(load(args.params))
-        start = time.perf_counter()
-        session = adapter.session(cfg.spark)
-        started = time.perf_counter() - start
-        try:
-            measured = spark_measure(session, cfg, feature_plan(cfg), args)
-        finally:
-            session.stop()
-        result: Result = {"status": "ok", "session": started, **measured}
-    except Exception as exc:  # reported to the parent, which prints it in the table
-        result = {"status": f"{type(exc).__name__}: {str(exc).strip()[:160]}"}
-    result["maxrss"] = peak_rss()
-    args.result.write_text(json.dumps(result))
+        measured = spark_measure(session, cfg, feature_plan(cfg), args)
+    finally:
+        session.stop()
+    return {"status": "ok", "session": started, **measured}
 
 
 # --- parent: the cluster's processes ---------------------------------------------------
@@ -99,11 +98,9 @@ class RunSampler(TreeSampler):
     """
 
     def __init__(self, daemons: list[int], with_cluster: bool) -> None:
-        super().__init__(os.getpid())
+        super().__init__(os.getpid(), groups=RUN_GROUPS)
         self.daemons = set(daemons)
         self.with_cluster = with_cluster
-        self.groups: dict[int, str] = {}
-        self.peaks = dict.fromkeys((*RUN_GROUPS, "total"), 0)
         self.sample()
         self.before = dict(self.cpu)
 
@@ -115,26 +112,12 @@ class RunSampler(TreeSampler):
                     cluster[proc.pid] = "executors" if "java" in proc.name() else "py workers"
         cluster.update(dict.fromkeys(self.daemons, "daemons"))
         found = []
-        for proc in self.root.children(recursive=True):
-            group = cluster.get(proc.pid, "driver")
-            if group == "driver" or self.with_cluster:
-                found.append((proc, group))
-        return found
-
-    def sample(self) -> None:
-        sizes = dict.fromkeys(self.peaks, 0)
         with suppress(psutil.Error):
-            for proc, group in self.grouped():
-                try:
-                    rss = proc.memory_info().rss
-                    times = proc.cpu_times()
-                except psutil.Error:
-                    continue
-                sizes[group] += rss
-                sizes["total"] += rss
-                self.cpu[proc.pid] = times.user + times.system
-                self.groups[proc.pid] = group
-        self.peaks = {key: max(value, sizes[key]) for key, value in self.peaks.items()}
+            for proc in self.root.children(recursive=True):
+                group = cluster.get(proc.pid, "driver")
+                if group == "driver" or self.with_cluster:
+                    found.append((proc, group))
+        return found
 
     def cpu_spent(self) -> dict[str, float]:
         """CPU seconds per group since this sampler was made."""
@@ -167,24 +150,17 @@ def output_digest(folder: Path) -> str:
 
 def measure(engine: str, params: Path, source: Path, cluster: Cluster, number: int) -> Result:
     """One run in a fresh child process, with the driver's and the cluster's peaks."""
-    tag = f"{engine}-{number}"
-    out, logs = WORK / "out" / tag, WORK / "logs"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    result_file = logs / f"{tag}.json"
+    out, log, result_file = child_files(WORK, f"{engine}-{number}")
     command = [sys.executable, "-m", "benchmarks.spark_cluster", "--child", "--params", str(params)]
     command += ["--input", str(source), "--output", str(out), "--result", str(result_file)]
     sampler = RunSampler(cluster.pids(), with_cluster=engine == "cluster")
     sampler.start()
     start = time.perf_counter()
-    code, peaks, load = supervise(command, logs / f"{tag}.log", 3600.0)
+    code, peaks, load = supervise(command, log, 3600.0)
     elapsed = time.perf_counter() - start
     sampler.done.set()
     sampler.join()
-    result: Result = {"status": f"child exit code {code}; see {logs / f'{tag}.log'}"}
-    if result_file.exists():
-        result = json.loads(result_file.read_text())
+    result = read_result(result_file, code, log)
     result.update(engine=engine, exit=code, peaks=peaks, run_peaks=sampler.peaks)
     result["run_cpu"] = cpu = sampler.cpu_spent()
     # supervise counts only the driver's tree as ours; the cluster's work is ours too
@@ -279,21 +255,22 @@ def table_row(run: Result, local: Result) -> list[str]:
 
 
 def notes(runs: list[Result], apps: list[str], context: Result) -> list[str]:
+    session: Session = context["session"]
     digests = {digest for run in runs for digest in run["digests"]}
     same = "yes" if len(digests) == 1 else f"NO: {len(digests)} different outputs"
     return [
-        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
-        f"code: {context['code']}.",
-        f"- Machine: {machine(context['load'])}. Shared with other agents' work and noisy: "
-        "compare the ratio, not absolute times; 'other load' is the CPU others kept busy.",
-        f"- Versions: {versions()}.",
+        session.about(context["generation"]),
+        session.machine(
+            "Shared with other agents' work and noisy: compare the ratio, not absolute "
+            "times; 'other load' is the CPU others kept busy."
+        ),
+        f"- Versions: {versions(SPARK_VERSIONS, [java_version()])}.",
         "- Input and transforms: those of benchmarks/featurize.py (its input generator, "
         "12 feature columns on 10 input columns), the stage's own code "
         "(stages.featurize.write_features) into train/ and holdout/.",
         f"- Cluster: one Spark standalone master and {WORKERS} workers "
         f"(--cores {WORKER_CORES} --memory {context['worker_memory']} each) on 127.0.0.1, "
-        "started from the installed pyspark by stages.adapters.spark_standalone, up for the "
+        "started from the installed pyspark by driftloop.adapters.spark_standalone, up for the "
         f"whole benchmark; each run is one application. Master's completed apps: "
         f"{', '.join(apps) or 'none'}.",
         "- Both engines: conf/spark composed (local: `spark.master=local[2]`; cluster: "
@@ -327,11 +304,7 @@ def report(runs: list[Result], apps: list[str], context: Result) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.spark_cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.spark_cluster", __doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3, help="runs per engine (median)")
     parser.add_argument("--worker-memory", default="2g", help="each worker's --memory")
@@ -339,41 +312,31 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-data", action="store_true", help="keep the generated input")
     # internal: one engine in this process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--params", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    child_arguments(parser, "params", "input", "output", "result")
     parser.set_defaults(profile=False)
     return parser.parse_args(argv)
 
 
 def run_all(args: argparse.Namespace) -> None:
-    start, load_start, code = time.perf_counter(), os.getloadavg()[0], code_version()
+    session = Session("benchmarks.spark_cluster")
     source, generation = ensure_input(args.rows, bench_config(config()))
     runs, apps = run_engines(args, source)
     context: Result = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.spark_cluster", *sys.argv[1:]]),
-        "total": time.perf_counter() - start,
+        "session": session,
         "generation": generation,
-        "load": load_start,
-        "code": code,
         "worker_memory": args.worker_memory,
     }
     if not args.keep_data:
         if generation:  # an input another benchmark made stays for it
             input_path(args.rows).unlink(missing_ok=True)
         shutil.rmtree(WORK, ignore_errors=True)
-    text = report(runs, apps, context)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    write_results("spark_cluster.md", report(runs, apps, context))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.child:
-        run_child(args)
+        child_main(lambda: child(args), args.result)
     else:
         run_all(args)
 

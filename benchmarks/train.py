@@ -3,22 +3,22 @@
     python -m benchmarks.train [--rows 50000 1000000] [--models hgb logreg rf] [--keep-data]
 
 Data: NannyML's synthetic car loan reference resampled with seeded jitter
-(benchmarks.featurize.ensure_input, the featurize benchmark's input files),
-featurized in-process with stages.featurize.featurize_pandas and the plan of
-params.yaml, split with stages.featurize.holdout_mask; the train split is cut
+(benchmarks/inputs.py, the featurize benchmark's input files), featurized
+in-process with driftloop.core.plan.featurize_pandas and the plan of
+params.yaml, split with driftloop.core.plan.holdout_mask; the train split is cut
 to exactly ``--rows`` rows (the holdout keeps the ids up to the last of them).
 
 Per model config (conf/model/<name>.yaml, composed with ``model=<name>`` into a
 temporary project root that holds a copy of conf/) and row count, the stage's
 own functions are timed one after another in this process:
 
-* fit: stages.train.build_estimator + build_pipeline, then ``fit``;
-* persist: model.pkl (stages.train.model_bytes) and card.json written as the
-  train stage writes them;
+* fit: driftloop.core.model.build_estimator + build_pipeline, then ``fit``;
+* persist: model.pkl (driftloop.core.model.model_bytes) and card.json written as
+  the train stage writes them;
 * MLflow log: stages.train.log_training against a SQLite store in the
   temporary root (params, metrics, the model with signature and input example);
-* evaluate: stages.evaluate.evaluate_model + build_report on the holdout, no
-  champion.
+* evaluate: driftloop.core.evaluation.evaluate_model + build_report on the
+  holdout, no champion.
 
 One-off costs are measured before the runs and kept out of them: importing
 MLflow, the first logging run on a fresh store (DB migrations), the same
@@ -32,21 +32,18 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import importlib.metadata
 import json
 import math
 import os
 import pickle
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,40 +51,46 @@ import pandas as pd
 import psutil
 from sklearn.pipeline import Pipeline
 
-from benchmarks.featurize import (
+from benchmarks.harness import (
+    DATA,
+    ROOT,
+    Session,
+    arguments,
     busy_seconds,
-    code_version,
-    ensure_input,
-    machine,
+    child_arguments,
+    lower_median,
     markdown,
-    peak_rss,
+    mib,
     phase,
+    reset_vm_hwm,
     seconds,
+    spread,
+    versions,
+    vm_hwm,
+    write_results,
 )
-from stages import evaluate as evaluate_stage
-from stages import lineage
+from benchmarks.inputs import ensure_input
+from driftloop.adapters import parquet
+from driftloop.config.compose import compose, conf_digest, load
+from driftloop.config.schema import DriftloopConfig
+from driftloop.core import evaluation, lineage
+from driftloop.core import model as model_core
+from driftloop.core.outputs import atomic_dir, write_json
+from driftloop.core.plan import featurize_pandas, holdout_mask, plan
 from stages import train as train_stage
-from stages.adapters import parquet
-from stages.config.compose import compose, conf_digest, load
-from stages.config.schema import DriftloopConfig
-from stages.featurize import featurize_pandas, holdout_mask, plan
-from stages.outputs import atomic_dir, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results" / "train.md"
 MODELS = ("hgb", "logreg", "rf")
 WARMUP_TRAIN_ROWS = 2_000
 WARMUP_HOLDOUT_ROWS = 500
-MIB = 2**20
+VERSIONS = ("scikit-learn", "mlflow", "numpy", "pandas", "great-expectations", "hydra-core")
 # (module, attribute, label): functions timed while the stage code runs
 Probe = tuple[str, str, str]
 Timed = tuple[float, dict[str, float]]  # wall seconds and where they went
 STAGE_LOG_PROBES: tuple[Probe, ...] = (
-    ("stages.adapters.tracking", "configure", "configure"),
-    ("stages.adapters.tracking", "log_params", "params"),
-    ("stages.adapters.tracking", "log_metrics", "metrics"),
-    ("stages.adapters.tracking", "log_sklearn_model", "log_model"),
+    ("driftloop.adapters.tracking", "configure", "configure"),
+    ("driftloop.adapters.tracking", "log_params", "params"),
+    ("driftloop.adapters.tracking", "log_metrics", "metrics"),
+    ("driftloop.adapters.tracking", "log_sklearn_model", "log_model"),
     ("stages.train", "model_bytes", "md5_pickle"),
 )
 LOG_PROBES: tuple[Probe, ...] = (
@@ -96,10 +99,10 @@ LOG_PROBES: tuple[Probe, ...] = (
     ("mlflow.models.utils", "_validate_serving_input", "input_check"),
 )
 EVAL_PROBES: tuple[Probe, ...] = (
-    ("stages.evaluate", "evaluate_model", "scoring"),
-    ("stages.adapters.gx", "validate", "gate"),
-    ("stages.evaluate", "slice_metrics", "slices"),
-    ("stages.evaluate", "behaviour", "behaviour"),
+    ("driftloop.core.evaluation", "evaluate_model", "scoring"),
+    ("driftloop.adapters.gx", "validate", "gate"),
+    ("driftloop.core.evaluation", "slice_metrics", "slices"),
+    ("driftloop.core.evaluation", "behaviour", "behaviour"),
 )
 
 
@@ -138,7 +141,7 @@ def instrumented(probes: tuple[Probe, ...], spans: dict[str, float]) -> Iterator
 
 def median_timed(samples: list[Timed]) -> tuple[float, dict[str, float], list[float]]:
     """The sample with the median seconds (lower median), and every sample's seconds."""
-    chosen = sorted(samples, key=lambda sample: sample[0])[(len(samples) - 1) // 2]
+    chosen = lower_median(samples, key=lambda sample: sample[0])
     return chosen[0], chosen[1], [sample[0] for sample in samples]
 
 
@@ -146,12 +149,6 @@ def own_cpu() -> float:
     """CPU seconds of this process and its waited-for children."""
     t = psutil.Process().cpu_times()
     return float(t.user + t.system + t.children_user + t.children_system)
-
-
-def reset_peak_rss() -> None:
-    """Reset VmHWM so the next peak_rss() is the peak of one run (Linux)."""
-    with suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
 
 
 # --- data -----------------------------------------------------------------------------
@@ -216,10 +213,10 @@ def compose_model(root: Path, name: str) -> Model:
 def fit(model: Model, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame, float]:
     """The train stage's estimator and pipeline, fitted; with X and the fit seconds."""
     cfg = model.config
-    cols = train_stage.columns(cfg)
-    x, y = train_stage.split_xy(train, cols, "train")
-    estimator = train_stage.build_estimator(cfg.model, cfg.data.problem)
-    pipeline = train_stage.build_pipeline(estimator, cols, cfg.data, cfg.train.scale_numeric)
+    cols = model_core.columns(cfg)
+    x, y = model_core.split_xy(train, cols, "train")
+    estimator = model_core.build_estimator(cfg.model, cfg.data.problem)
+    pipeline = model_core.build_pipeline(estimator, cols, cfg.data, cfg.train.scale_numeric)
     start = time.perf_counter()
     pipeline.fit(x, y)
     return pipeline, x, time.perf_counter() - start
@@ -227,12 +224,12 @@ def fit(model: Model, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame, floa
 
 def persist(model: Model, pipeline: Pipeline, folder: Path, inputs: dict[str, str]) -> int:
     """model.pkl and card.json as the train stage writes them; the pickle's size."""
-    cols = train_stage.columns(model.config)
+    cols = model_core.columns(model.config)
     with atomic_dir(folder) as tmp:
-        data = train_stage.model_bytes(pipeline)
-        (tmp / train_stage.MODEL_FILE).write_bytes(data)
-        card = train_stage.card(model.config, cols, pipeline, {"inputs": inputs})
-        write_json(tmp / train_stage.CARD_FILE, card)
+        data = model_core.model_bytes(pipeline)
+        (tmp / model_core.MODEL_FILE).write_bytes(data)
+        card = model_core.card(model.config, cols, pipeline, {"inputs": inputs})
+        write_json(tmp / model_core.CARD_FILE, card)
     return len(data)
 
 
@@ -240,7 +237,7 @@ def log(
     model: Model, pipeline: Pipeline, x: pd.DataFrame, fit_seconds: float, inputs: dict[str, str]
 ) -> Timed:
     """stages.train.log_training: wall seconds and where they went."""
-    cols = train_stage.columns(model.config)
+    cols = model_core.columns(model.config)
     metrics = {"train_rows": len(x), "features": len(cols.features), "fit_seconds": fit_seconds}
     spans: dict[str, float] = {}
     with instrumented(LOG_PROBES, spans), phase(spans, "total"):
@@ -251,9 +248,9 @@ def log(
 def evaluate(model: Model, pipeline: Pipeline, holdout: pd.DataFrame) -> dict[str, Any]:
     """evaluate_model + build_report on the holdout (no champion); the report."""
     cfg = model.config
-    cols = train_stage.columns(cfg)
-    result = evaluate_stage.evaluate_model(pipeline, holdout, cfg, cols)
-    return evaluate_stage.build_report(pipeline, holdout, cfg, cols, result, None)
+    cols = model_core.columns(cfg)
+    result = evaluation.evaluate_model(pipeline, holdout, cfg, cols)
+    return evaluation.build_report(pipeline, holdout, cfg, cols, result, None)
 
 
 def timed_evaluate(
@@ -352,7 +349,7 @@ class Run:
 
 def run_one(model: Model, split: Split, root: Path, inputs: dict[str, str], repeat: int) -> Run:
     """Fit, persist, log (median of ``repeat`` logging runs), evaluate; one model, one size."""
-    reset_peak_rss()
+    reset_vm_hwm()
     busy, cpu, start = busy_seconds(), own_cpu(), time.perf_counter()
     run = Run(model.name, len(split.train), len(split.holdout))
     pipeline, x, run.fit = fit(model, split.train)
@@ -365,7 +362,7 @@ def run_one(model: Model, split: Split, root: Path, inputs: dict[str, str], repe
     run.evaluate, run.eval_spans, report = timed_evaluate(model, pipeline, split.holdout)
     run.roc_auc = report["candidate"].get("roc_auc")
     run.gate = bool(report["predictions_gate"]["success"])
-    run.peak_rss = peak_rss()
+    run.peak_rss = vm_hwm()
     wall = time.perf_counter() - start
     run.other_cores = max(0.0, busy_seconds() - busy - (own_cpu() - cpu)) / wall
     run.load = os.getloadavg()[0]
@@ -387,10 +384,6 @@ SPLIT_HEADER = [
 ]  # fmt: skip
 
 
-def mib(value: float) -> str:
-    return f"{value / MIB:,.1f} MiB"
-
-
 def percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
@@ -404,8 +397,8 @@ def table_row(run: Run, cold: dict[str, Any]) -> list[str]:
     return [
         f"{run.rows:,}", run.model, f"{run.holdout_rows:,}", seconds(run.fit),
         seconds(run.persist), seconds(run.log), seconds(run.evaluate), seconds(run.total),
-        percent(run.share()), percent(run.share(process_start(cold))), mib(run.model_bytes),
-        mib(run.peak_rss), "-" if run.roc_auc is None else f"{run.roc_auc:.4f}",
+        percent(run.share()), percent(run.share(process_start(cold))), mib(run.model_bytes, 1),
+        mib(run.peak_rss, 1), "-" if run.roc_auc is None else f"{run.roc_auc:.4f}",
         f"{run.load:.2f} / {run.other_cores:.2f}",
     ]  # fmt: skip
 
@@ -423,15 +416,6 @@ def split_row(run: Run) -> list[str]:
         seconds(es.get("gate", 0.0)), seconds(es.get("slices", 0.0)),
         seconds(es.get("behaviour", 0.0)), seconds(run.evaluate - eval_named),
     ]  # fmt: skip
-
-
-def versions() -> str:
-    names = ["scikit-learn", "mlflow", "numpy", "pandas", "great-expectations", "hydra-core"]
-    found = []
-    for name in names:
-        with suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{name} {importlib.metadata.version(name)}")
-    return ", ".join([f"Python {platform.python_version()}", *found])
 
 
 def cold_notes(cold: dict[str, Any]) -> list[str]:
@@ -462,14 +446,14 @@ def cold_notes(cold: dict[str, Any]) -> list[str]:
 
 
 def walls(cold: dict[str, Any], kind: str) -> str:
-    return "runs " + ", ".join(f"{wall:.2f}" for wall in cold[f"{kind}_walls"]) + " s"
+    return f"runs {spread(cold[f'{kind}_walls'])} s"
 
 
 def run_notes(runs: list[Run]) -> list[str]:
     """Every logging run's seconds, so the spread behind each median is visible."""
     return [
         f"- {run.rows:,} rows, {run.model}: MLflow log runs "
-        f"{', '.join(f'{wall:.2f}' for wall in run.log_walls)} s; predictions gate "
+        f"{spread(run.log_walls)} s; predictions gate "
         f"{'passed' if run.gate else 'FAILED'}."
         for run in runs
     ]
@@ -477,27 +461,27 @@ def run_notes(runs: list[Run]) -> list[str]:
 
 def method_notes() -> list[str]:
     return [
-        "- fit s: `pipeline.fit` of stages.train.build_pipeline around "
-        "stages.train.build_estimator (the composed `model=<name>` config, ${train.seed} "
-        "resolved). persist s: stages.train.model_bytes + model.pkl + card.json in an atomic "
-        "folder, as the train stage writes them. MLflow log s: stages.train.log_training "
-        "(configure, start run, params of the composed params file, metrics, "
-        "log_sklearn_model with signature and 5-row input example, md5 of a second pickle), "
-        "the median of --log-repeat runs logging the same fitted model (each a new MLflow run, "
-        "every one listed below; its breakdown is that of the median run). "
-        "evaluate s: stages.evaluate.evaluate_model + build_report on the holdout (champion "
-        "None): scoring, GX predictions gate, slices, behavioural checks.",
+        "- fit s: `pipeline.fit` of driftloop.core.model.build_pipeline around "
+        "driftloop.core.model.build_estimator (the composed `model=<name>` config, "
+        "${train.seed} resolved). persist s: driftloop.core.model.model_bytes + model.pkl + "
+        "card.json in an atomic folder, as the train stage writes them. MLflow log s: "
+        "stages.train.log_training (configure, start run, params of the composed params file, "
+        "metrics, log_sklearn_model with signature and 5-row input example, md5 of a second "
+        "pickle), the median of --log-repeat runs logging the same fitted model (each a new "
+        "MLflow run, every one listed below; its breakdown is that of the median run). "
+        "evaluate s: driftloop.core.evaluation.evaluate_model + build_report on the holdout "
+        "(champion None): scoring, GX predictions gate, slices, behavioural checks.",
         "- total s = fit + persist + MLflow log + evaluate. MLflow share = log / (fit + persist "
         "+ log) (target: under 10 %). Excluded everywhere: reading the features parquet, "
         "composing/validating params, the evaluate stage's unpickling of model.pkl and its "
         "plot CSVs, interpreter start and imports.",
         "- Second table: where log and evaluate time goes, timed by wrapping the functions "
-        "the stage code calls (stages.adapters.tracking.*, stages.train.model_bytes, "
-        "mlflow.models.infer_pip_requirements (a subprocess that imports the model to list "
-        "its packages), mlflow.models.utils._validate_serving_input (reloads the saved model "
-        "and predicts the input example), stages.adapters.gx.validate, "
-        "stages.evaluate.slice_metrics/behaviour). '- requirements' and '- input example "
-        "check' are parts of log_model.",
+        "the stage code calls (driftloop.adapters.tracking.*, model_bytes as stages.train "
+        "calls it, mlflow.models.infer_pip_requirements (a subprocess that imports the model "
+        "to list its packages), mlflow.models.utils._validate_serving_input (reloads the saved "
+        "model and predicts the input example), driftloop.adapters.gx.validate, "
+        "driftloop.core.evaluation.slice_metrics/behaviour). '- requirements' and '- input "
+        "example check' are parts of log_model.",
         "- peak RSS: this process's VmHWM, reset before each run (/proc/self/clear_refs). "
         "load avg: 1-min load average at the end of the run; other cores: CPU the machine "
         "spent outside this process during the run, in cores (of "
@@ -514,12 +498,9 @@ def report(runs: list[Run], cold: dict[str, Any], context: dict[str, Any]) -> st
     lines += markdown([split_row(run) for run in runs], SPLIT_HEADER)
     lines += ["", "## Notes", ""]
     lines += [
-        f"- Date: {context['date']}; command: `{context['command']}`; whole benchmark "
-        f"{context['total']:.0f} s (input generation {context['generation']:.0f} s of it); "
-        f"code: {context['code']}.",
-        f"- Machine: {machine(context['load'])}. Shared and noisy: other tenants' load is "
-        "listed per run.",
-        f"- Versions: {versions()}.",
+        context["session"].about(context["generation"]),
+        context["session"].machine("Shared and noisy: other tenants' load is listed per run."),
+        f"- Versions: {versions(VERSIONS)}.",
         f"- Data: {context['data']}",
         *method_notes(),
         *cold_notes(cold),
@@ -533,11 +514,11 @@ def data_note(base: DriftloopConfig) -> str:
     stale = base.conf_digest != conf_digest(ROOT / "conf")
     warning = " Note: params.yaml is stale against conf/ (its conf_digest differs)."
     return (
-        "NannyML synthetic_car_loan reference resampled by benchmarks.featurize.ensure_input "
+        "NannyML synthetic_car_loan reference resampled by benchmarks.inputs.ensure_input "
         "(seeded jitter, fresh ids), read back with pyarrow, "
-        "stages.featurize.featurize_pandas with the plan of params.yaml "
+        "driftloop.core.plan.featurize_pandas with the plan of params.yaml "
         f"({', '.join(plan(base.features, base.data).names)}), "
-        f"stages.featurize.holdout_mask (fraction {split.holdout_fraction}, seed {split.seed}); "
+        f"driftloop.core.plan.holdout_mask (fraction {split.holdout_fraction}, seed {split.seed}); "
         "the train split cut to the row count, the holdout keeps the ids up to the last train "
         "id. Models composed from conf/ (`model=<name>`) in a temporary root under "
         "benchmarks/data with a copy of conf/ and its own mlflow.db / mlruns/, deleted at the "
@@ -549,24 +530,19 @@ def data_note(base: DriftloopConfig) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments("benchmarks.train", __doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 1_000_000])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument(
         "--log-repeat", type=int, default=3, help="MLflow logging runs per model (median)"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep generated input files")
-    parser.add_argument("--child-log", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    child_arguments(parser, "child-log", "result")
     return parser.parse_args(argv)
 
 
 def run_all(args: argparse.Namespace) -> None:
-    start, load_start, code = time.perf_counter(), os.getloadavg()[0], code_version()
+    session = Session("benchmarks.train")
     base = load(ROOT / "params.yaml")
     inputs = lineage.stage_outputs(ROOT / "dvc.lock", "featurize")
     root = make_root()
@@ -590,22 +566,8 @@ def run_all(args: argparse.Namespace) -> None:
         shutil.rmtree(root, ignore_errors=True)
         for path in [] if args.keep_data else generated:
             path.unlink(missing_ok=True)
-    context = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.train", *sys.argv[1:]]),
-        "total": time.perf_counter() - start,
-        "generation": generation,
-        "load": load_start,
-        "code": code,
-        "data": data_note(base),
-    }
-    write_report(report(runs, cold, context))
-
-
-def write_report(text: str) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
+    context = {"session": session, "generation": generation, "data": data_note(base)}
+    write_results("train.md", report(runs, cold, context))
 
 
 def main(argv: list[str] | None = None) -> None:
