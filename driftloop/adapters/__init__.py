@@ -1,0 +1,2 @@
+"""One module per outside library (Spark, MLflow, Great Expectations, NannyML,
+parquet): the only modules that import their APIs."""

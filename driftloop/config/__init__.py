@@ -1,0 +1,1 @@
+"""The typed config: the schema of conf/, its composition into params.yaml, its checks."""

@@ -1,0 +1,1 @@
+"""What the stages, the service and the controller share: one home for each piece."""
