@@ -104,7 +104,7 @@ def test_stale_conf_stops_repro_with_the_fix_named(copy: Path) -> None:
     assert "run `driftloop compose`" in failed.stdout + failed.stderr
     assert snapshot(copy) == before, "a stopped run must leave outputs as they were"
     sh(["driftloop", "compose"], copy)
-    # the named fix is enough: featurize is now due (the README's add-a-feature
+    # the named fix is enough: featurize is now due (the add-a-feature how-to's
     # test runs such a change through to the champion)
     due = sh(["dvc", "status"], copy).stdout
     assert re.search(r"^featurize:\n\tchanged deps:\n\t\tparams.yaml:", due, re.M), due

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import readme
+from tests import howtos
 from tests.conftest import BIN, env
-from tests.readme import apply, howto
-from tests.tracking_server import TrackingServer, temporary_folder, tracking_server
+from tests.e2e.tracking_server import TrackingServer, temporary_folder, tracking_server
+from tests.howtos import apply, howto
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def server() -> Iterator[TrackingServer]:
 
 
 def use_server(root: Path, server: TrackingServer, experiment: str, max_rows: int | None) -> None:
-    """Switch the project to the server as the README's "Use a shared MLflow
+    """Switch the project to the server as the how-to "Use a shared MLflow
     server" says: in conf/ (what `dvc exp run -S` composes again for every
     experiment), then its compose command."""
     steps = howto("Use a shared MLflow server")
@@ -37,7 +37,7 @@ def use_server(root: Path, server: TrackingServer, experiment: str, max_rows: in
     apply(steps.edit("conf/tracking/server.yaml"), root, uri=server.uri, **named)
     # a small training set where what is tested is the tracking, not the fit
     edit_yaml(root / "conf/train/default.yaml", {"max_rows": max_rows})
-    readme.run(steps.command("driftloop compose"), root)
+    howtos.run(steps.command("driftloop compose"), root)
 
 
 def edit_yaml(path: Path, values: dict[str, Any]) -> None:
@@ -73,7 +73,7 @@ def load_model(server: TrackingServer, uri: str) -> str:
 
 def test_train_and_promote_track_into_the_shared_server(copy: Path, server: TrackingServer) -> None:
     use_server(copy, server, "pipeline", None)
-    readme.run(howto("Use a shared MLflow server").command("dvc repro"), copy)
+    howtos.run(howto("Use a shared MLflow server").command("dvc repro"), copy)
     [run] = train_runs(server, "pipeline")
     assert run["info"]["status"] == "FINISHED"
     assert params(run)["model.name"] == "hgb" and params(run)["tracking.uri"] == server.uri

@@ -14,12 +14,10 @@ import pytest
 import yaml
 
 from driftloop.adapters.spark import executor_settings
-from driftloop.adapters.spark_standalone import HOST, Cluster, start_cluster
+from driftloop.adapters.spark_standalone import Cluster, start_cluster
 from driftloop.config.compose import compose
 from driftloop.errors import ConfigError
 from tests.conftest import ROOT
-from tests.readme import apply, howto, run
-from tests.test_pipeline import stages_run
 
 STAGES = ("featurize", "batch_predict")
 APP_NAME = "driftloop"
@@ -89,30 +87,3 @@ def finished_apps(cluster: Cluster, count: int) -> list[dict[str, Any]]:
         if len(completed) >= count or time.monotonic() > deadline:
             return completed
         time.sleep(0.5)
-
-
-@pytest.mark.slow
-def test_cluster_outputs_equal_the_local_run(copy: Path, done: Path, cluster: Cluster) -> None:
-    """The README's "Use a Spark cluster" steps, naming this cluster's master."""
-    steps = howto("Use a Spark cluster")
-    apply(steps.edit("conf/config.yaml"), copy)
-    apply(steps.edit("conf/spark/cluster.yaml"), copy, master=cluster.master, driver_host=HOST)
-    compose, repro = steps.commands
-    run(compose, copy)
-    assert f"master: {cluster.master}" in (copy / "params.yaml").read_text()
-    started = time.time()
-    # only the two Spark stages run again, and their outputs keep their hashes
-    assert stages_run(run(repro, copy)) == ["check_params", *STAGES]
-    for stage in STAGES:
-        for output in declared_outputs(done, stage):
-            local, remote = file_bytes(done, output), file_bytes(copy, output)
-            assert local, f"{output}: the local run wrote nothing"
-            assert remote.keys() == local.keys(), f"{stage}: {output} has other files"
-            for name in local:
-                assert (copy / name).stat().st_mtime >= started, f"{name} was not rewritten"
-                assert remote[name] == local[name], f"{stage}: {name} differs from local[*]"
-    apps = finished_apps(cluster, len(STAGES))
-    assert [(a["name"], a["state"]) for a in apps] == [(APP_NAME, "FINISHED")] * len(STAGES)
-    assert not cluster.status()["activeapps"]
-    ids = sorted(app["id"] for app in apps)
-    assert cluster.app_dirs() == [ids, ids], "each stage ran executors on both workers"

@@ -6,22 +6,16 @@ promoted champion."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.adapters import nml
-from driftloop.config.compose import compose
 from driftloop.config.schema import ColumnType, Problem
 from driftloop.controller import init_data
-from driftloop.core.data import read_table_file
 from driftloop.errors import ConfigError
 from tests.conftest import sh
-from tests.readme import howto, run
-from tests.test_problem_types import train_through_the_gates
 
 
 def loans(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -124,57 +118,7 @@ def onboard(root: Path, file: Path, name: str, target: str, *extra: str) -> list
     return line[2:]
 
 
-def test_existing_configs_are_kept_without_force(project: Path) -> None:
-    loans(300).to_csv(project / "loans.csv", index=False)
-    onboard(project, project / "loans.csv", "loans", "repaid")
-    before = (project / "conf/data/loans.yaml").read_text()
-    done = sh(
-        ["driftloop", "init-data", "loans.csv", "--name", "loans", "--target", "income"],
-        project,
-        check=False,
-    )
-    assert done.returncode == 1 and "pass --force to replace them" in done.stderr
-    assert (project / "conf/data/loans.yaml").read_text() == before
-
-
 NANNYML = {
     "regression": ("regression_synthetic", "y_true", {"rmse", "mae", "r2"}),
     "multiclass": ("mc", "y_true", {"accuracy", "log_loss", "roc_auc", "f1"}),
 }
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(NANNYML))
-def test_a_nannyml_data_set_onboards_with_yaml_only(case: str, project: Path) -> None:
-    dataset, target, metric_names = NANNYML[case]
-    file, _ = nml.packaged_files(dataset, "reference")
-    name = f"new_{case}"
-    read_table_file(file).to_parquet(project / f"{name}.parquet")
-    overrides = onboard(
-        project, project / f"{name}.parquet", name, target, "--timestamp", "timestamp"
-    )
-    config = compose(project, project / "params.yaml", overrides)
-    assert config.data.problem.value == case
-    metrics = train_through_the_gates(config, project / f"{name}.parquet")
-    assert set(metrics) == metric_names
-
-
-@pytest.mark.slow
-def test_the_readme_onboards_a_csv_to_a_promoted_champion(project: Path) -> None:
-    """The README's "Onboard a CSV" commands as written, on a CSV made here."""
-    init, compose, repro = howto("Onboard a CSV").commands
-    frame = loans(6000)  # the target written as text: init-data reads no/yes as 0/1
-    frame.assign(repaid=frame["repaid"].map({0: "no", 1: "yes"})).to_csv(
-        project / "data/loans.csv", index=False
-    )
-    printed = run(init, project)
-    assert f"  {compose}\n" in printed, "init-data prints the README's compose line"
-    run(compose, project)
-    run(repro, project)
-    promotion = json.loads((project / "metrics/promotion.json").read_text())
-    assert promotion["promoted"] is True
-    raw = pd.read_parquet(project / "data/raw/data.parquet")
-    assert raw["repaid"].tolist() == frame["repaid"].tolist()
-    card = json.loads((project / "data/models/champion/card.json").read_text())
-    assert card["data"] == "loans" and card["version"] == "1"
-    assert sh(["dvc", "status"], project).stdout.strip() == "Data and pipelines are up to date."

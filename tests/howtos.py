@@ -1,11 +1,15 @@
-"""The README's how-tos as data, so tests run what a user reads.
+"""The how-tos of docs/howto/ as data, so tests run what a user reads.
 
-A how-to is a `### Title` section. Its ```sh blocks are the commands (a line
-ending in a backslash goes on with the next); its ```yaml blocks whose lines
-start with `# conf/<file>` are edits of that file. In `conf/config.yaml`, a
-defaults line `- group: new  # was: old` picks another option; in any other
-file the YAML is merged in (mappings key by key, lists replaced unless the
-how-to says to append to them).
+A how-to is a page `docs/howto/<name>.md` whose first line is its `# Title`,
+found by that heading. Its ```sh blocks are the commands (a line ending in a
+backslash goes on with the next); its ```yaml blocks whose lines start with
+`# conf/<file>` are edits of that file. In `conf/config.yaml`, a defaults line
+`- group: new  # was: old` picks another option; in any other file the YAML is
+merged in (mappings key by key, lists replaced unless the how-to says to
+append to them).
+
+Every page is run by some test (a `howto("Title")` call), and every relative
+link of README.md and docs/ leads to a file: tests/unit/test_docs.py checks both.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import yaml
 
 from tests.conftest import ROOT, sh
 
+HOWTOS = ROOT / "docs" / "howto"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 PATH = re.compile(r"^# (conf/\S+\.yaml)\s*$")
 CHOICE = re.compile(r"^\s*- (\w+): (\S+)\s+# was: (\S+)")
 
@@ -40,20 +46,30 @@ class HowTo:
     def command(self, start: str) -> str:
         """The one command that starts with ``start``."""
         found = [line for line in self.commands if line.startswith(start)]
-        assert len(found) == 1, f"README '{self.title}': {found} start with {start!r}"
+        assert len(found) == 1, f"how-to '{self.title}': {found} start with {start!r}"
         return found[0]
 
     def edit(self, path: str) -> Edit:
         found = [each for each in self.edits if each.path == path]
-        assert len(found) == 1, f"README '{self.title}' edits {path} {len(found)} times"
+        assert len(found) == 1, f"how-to '{self.title}' edits {path} {len(found)} times"
         return found[0]
 
 
+def pages() -> dict[str, Path]:
+    """Each how-to page of docs/howto/ by its title (its `# ` first line)."""
+    found: dict[str, Path] = {}
+    for page in sorted(HOWTOS.glob("*.md")):
+        first = page.read_text().split("\n", 1)[0]
+        assert first.startswith("# "), f"{page}: the first line is not a `# Title`"
+        assert first[2:] not in found, f"{page}: a second how-to titled {first[2:]!r}"
+        found[first[2:]] = page
+    return found
+
+
 def howto(title: str) -> HowTo:
-    text = (ROOT / "README.md").read_text()
-    start = text.find(f"\n### {title}\n")
-    assert start >= 0, f"README has no how-to '{title}'"
-    body = section(text[start + len(title) + 6 :])
+    page = pages().get(title)
+    assert page is not None, f"docs/howto has no how-to '{title}'"
+    body = section(page.read_text().split("\n", 1)[1])
     commands: list[str] = []
     edits: list[Edit] = []
     for lang, block in FENCE.findall(body):
@@ -118,7 +134,7 @@ def apply(edit: Edit, root: Path, append: tuple[str, ...] = (), **values: Any) -
         text = target.read_text()
         for line in edit.text.splitlines():
             match = CHOICE.match(line)
-            assert match, f"README: not a defaults choice: {line!r}"
+            assert match, f"how-to: not a defaults choice: {line!r}"
             group, new, old = match.groups()
             assert f"  - {group}: {old}\n" in text, f"conf/config.yaml has no '{group}: {old}'"
             text = text.replace(f"  - {group}: {old}\n", f"  - {group}: {new}\n")
@@ -143,7 +159,25 @@ def merge(current: Any, change: Any, append: tuple[str, ...], key: str = "") -> 
     return change
 
 
+def links(page: Path) -> list[str]:
+    """The relative links of a markdown page (a path, an #anchor or both),
+    outside code blocks."""
+    targets = LINK.findall(prose(page.read_text()))
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
+
+
+def anchors(page: Path) -> set[str]:
+    """The #anchors of a markdown page's headings, as GitHub makes them."""
+    headings = re.findall(r"^#{1,6} (.+)$", prose(page.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def prose(text: str) -> str:
+    """Markdown without its fenced code blocks."""
+    return "\n".join(part for i, part in enumerate(text.split("```")) if i % 2 == 0)
+
+
 def run(command: str, root: Path, check: bool = True) -> str:
-    """One README command in bash, as a user types it, with the project's venv."""
+    """One how-to command in bash, as a user types it, with the project's venv."""
     done = sh(["bash", "-c", command], root, check=check)
     return done.stdout + done.stderr

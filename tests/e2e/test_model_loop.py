@@ -1,6 +1,6 @@
 """Training and testing end to end: a registered champion and the gate refusing
-a worse model. Switching the model and rolling back follow the README
-(tests/test_readme.py); MLflow on a real server is tests/test_tracking_server.py."""
+a worse model. Switching the model and rolling back follow the how-tos
+(tests/e2e/test_howtos.py); MLflow on a real server is tests/e2e/test_tracking_server.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The README's how-tos, run as written on a copy of a fully run project.
+"""The how-tos of docs/howto/, run as written on a copy of a fully run project
+(tests/unit/test_docs.py checks that every how-to is run by some test).
 
 The Spark cluster, the shared MLflow server and the CSV how-tos are run by
 tests/test_spark_cluster.py, tests/test_tracking_server.py and
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 import urllib.request
@@ -21,14 +23,16 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages.host import free_port
+from driftloop.controller.experiments import queue_status
+from driftloop.core.host import free_port
 from tests.conftest import BIN, commit, env, sh
-from tests.readme import apply, howto, run
+from tests.e2e.test_model_loop import client
+from tests.e2e.test_pipeline import INFERENCE_STAGES, MODEL_STAGES, stages_run
+from tests.howtos import apply, howto, run
 from tests.serve import load
-from tests.serve.conftest import Server, get
+from tests.serve.conftest import Server, get, scrape
 from tests.serve.test_app import EXAMPLE
-from tests.test_model_loop import client
-from tests.test_pipeline import INFERENCE_STAGES, MODEL_STAGES, stages_run
+from tests.serve.test_server import model_info, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +125,7 @@ def test_serve_then_switch_the_model_under_load(copy: Path) -> None:
     assert not tally.errors, tally.errors[:5]
     assert all(answers[-1][1] == "2" for answers in tally.versions)
     logged = pq.read_table(copy / "data/prediction_log")
-    assert logged.num_rows == tally.ok + 1  # and the README's own request
+    assert logged.num_rows == tally.ok + 1  # and the how-to's own request
     assert set(logged.column("model_version").to_pylist()) == {"1", "2"}
 
 
@@ -193,3 +197,127 @@ def test_use_an_s3_remote(
     assert stages_run(run(repro, clone)) == ["promote"]
     assert champion(clone) == "versions/1"
     assert "Data and pipelines are up to date." in sh(["dvc", "status"], clone).stdout
+
+
+def test_score_a_batch(copy: Path) -> None:
+    """The stage has nothing to do after a full run; the command scores the same
+    input with the same champion into the same bytes."""
+    repro, score = howto("Score a batch").commands
+    assert stages_run(run(repro, copy)) == []
+    run(score, copy)
+    args = shlex.split(score, comments=True)
+    out, metrics = (copy / args[args.index(flag) + 1] for flag in ("--out", "--metrics"))
+    staged = copy / "data/predictions"
+    files = sorted(p.relative_to(staged) for p in staged.rglob("*.parquet"))
+    assert files and files == sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+    for name in files:
+        assert (out / name).read_bytes() == (staged / name).read_bytes(), name
+    assert json.loads(metrics.read_text()) == json.loads(
+        (copy / "metrics/batch_predict.json").read_text()
+    )
+
+
+def test_simulate_the_loop(copy: Path) -> None:
+    simulate, show = howto("Simulate the loop").commands
+    run(simulate, copy)
+    timeline = run(show, copy)
+    assert timeline.startswith("# Simulation: warn\n")
+    header, _, *rows = [line for line in timeline.splitlines() if line.startswith("|")]
+    column = [cell.strip() for cell in header.split("|")].index("action")
+    actions = {row.split("|")[column].strip() for row in rows}
+    assert "warn" in actions and not {"retrain", "experiment"} & actions, timeline
+    assert (copy / "reports/simulation/warn/timeline.html").is_file()
+
+
+def test_review_a_change(copy: Path, tmp_path: Path) -> None:
+    """A change on a branch, its outputs and the base's pushed to a DVC remote,
+    reviewed in a fresh clone: first with git alone, then after the pull."""
+    sh(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], copy)
+    sh(["git", "checkout", "-q", "-B", "main"], copy)
+    commit(copy, "a full run")
+    sh(["dvc", "push", "-q"], copy)
+    sh(["git", "checkout", "-q", "-b", "smaller-drops"], copy)
+    apply(howto("Change the drift policy").edit("conf/monitor/default.yaml"), copy)
+    sh(["driftloop", "compose"], copy)
+    sh(["dvc", "repro"], copy)
+    commit(copy, "retrain on smaller drops")
+    sh(["dvc", "push", "-q"], copy)
+    sh(["git", "checkout", "-q", "main"], copy)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
+    sh(["git", "checkout", "-q", "smaller-drops"], clone)
+
+    first, pull, branch, fetch, again = howto("Review a change").commands
+    report = clone / "reports/review/report.md"
+    run(first, clone)
+    text = report.read_text()
+    assert "`monitor.bands" in text, text  # git alone has the params
+    assert "not in this clone's DVC cache" in text.split("## Not compared", 1)[1]
+    for command in (pull, branch, fetch, again):
+        run(command, clone)
+    text = report.read_text()
+    assert "`monitor.bands" in text and "Everything was compared." in text, text
+
+
+def test_run_experiments_in_parallel(copy: Path) -> None:
+    queue, start, status, show = howto("Run experiments in parallel").commands
+    run(queue, copy)
+    run(start, copy)
+    deadline = time.monotonic() + 900
+    while {"Queued", "Running"} & set(queue_status(run(status, copy)).values()):
+        assert time.monotonic() < deadline, run(status, copy)
+        time.sleep(2)
+    states = queue_status(run(status, copy))
+    assert list(states.values()) == ["Success", "Success"], states
+    shown = run(show, copy)
+    assert all(name in shown for name in states), shown
+    tracking = client(copy)
+    experiment = tracking.get_experiment_by_name("driftloop")
+    assert experiment is not None
+    runs = tracking.search_runs([experiment.experiment_id])
+    tagged = {r.data.tags.get("dvc.experiment") for r in runs} - {None}
+    assert tagged == set(states), tagged
+
+
+def test_serve_with_several_workers(copy: Path, tmp_path: Path) -> None:
+    once, compose, serve, export, gunicorn = howto("Serve with several workers").commands
+    run(compose, copy)
+    assert yaml.safe_load((copy / "params.yaml").read_text())["serve"]["workers"] == 2
+    for args in (shlex.split(once, comments=True)[2:], shlex.split(serve, comments=True)[2:]):
+        server = Server(copy, *args)
+        try:
+            server.wait_ready()
+            assert_two_workers(server.url)
+        finally:
+            assert server.terminate().count("Application shutdown complete.") == 2
+
+    port = free_port()
+    command = gunicorn.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    process = subprocess.Popen(
+        ["bash", "-c", f"{export}\n{command}"],
+        cwd=copy,
+        env={**env(), "TMPDIR": str(tmp_path)},  # where mktemp makes the metrics folder
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: ready(url), timeout=90)
+        assert_two_workers(url)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def assert_two_workers(url: str) -> None:
+    """Both workers serve the champion, each its own series in /metrics."""
+    wait_for(lambda: len(model_info(scrape(url))) == 2, timeout=60)
+    assert sorted(model_info(scrape(url)).values()) == ["1", "1"]
+
+
+def ready(url: str) -> bool:
+    try:
+        return get(f"{url}/ready")[0] == 200
+    except OSError:
+        return False
