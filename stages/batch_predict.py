@@ -45,15 +45,6 @@ from driftloop.core.scoring import (
 log = logging.getLogger(__name__)
 
 
-# --- core -----------------------------------------------------------------------
-
-
-# --- in the Python workers ---------------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------
-
-
 def input_files(path: Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: the data to score is not there (batch.input)")

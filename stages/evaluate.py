@@ -9,7 +9,6 @@ curves DVC plots renders (ROC, precision-recall, confusion, calibration).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from driftloop.core import runner
@@ -25,20 +24,6 @@ from driftloop.core.model import (
 )
 from driftloop.core.outputs import atomic_file, write_json
 from driftloop.errors import DataError
-
-log = logging.getLogger(__name__)
-
-
-# --- metrics ---------------------------------------------------------------------
-
-
-# --- behaviour ---------------------------------------------------------------------
-
-
-# --- predictions gate and plots -------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

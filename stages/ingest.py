@@ -10,7 +10,6 @@ rows inside the training window are kept.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from driftloop.adapters import parquet
@@ -24,14 +23,6 @@ from driftloop.core.data import (
     to_arrow,
 )
 from driftloop.core.outputs import atomic_file
-
-log = logging.getLogger(__name__)
-
-
-# --- core -----------------------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,11 +38,6 @@ from driftloop.core.outputs import atomic_dir, atomic_file, write_json
 from driftloop.core.plan import plan
 from driftloop.core.predictor import Outputs, Predictor, input_columns
 
-# --- frames for NannyML ---------------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------------
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))

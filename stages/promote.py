@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,6 @@ from driftloop.core.promotion import (
     training_run,
 )
 from driftloop.errors import DriftloopError
-
-log = logging.getLogger(__name__)
-
-
-# --- core -----------------------------------------------------------------------
-
-
-# --- the champion on disk ---------------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +91,3 @@ def main(args: argparse.Namespace) -> None:
 def write_outputs(args: argparse.Namespace, decision: dict[str, Any]) -> None:
     write_json(args.out, decision)
     write_json(args.record, {"model_md5": decision["model_md5"]})
-
-
-# --- rollback ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import time
 from pathlib import Path
@@ -37,14 +36,6 @@ from driftloop.core.model import (
     split_xy,
 )
 from driftloop.core.outputs import atomic_dir, write_json
-
-log = logging.getLogger(__name__)
-
-
-# --- core -----------------------------------------------------------------------
-
-
-# --- wrapper ---------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,6 @@ so `dvc repro` stops before anything downstream runs.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -24,19 +23,11 @@ from driftloop.core.validation import (
 )
 from driftloop.errors import DataError
 
-log = logging.getLogger(__name__)
-
-
-# --- core -----------------------------------------------------------------------
-
 
 def read_raw(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: raw data not found (run the ingest stage)")
     return frame_for_gate(parquet.read_table(path))
-
-
-# --- wrapper ---------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

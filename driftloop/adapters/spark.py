@@ -9,7 +9,6 @@ is written by Arrow's parquet writer under a stable name, in input order.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -32,7 +31,6 @@ from driftloop.core.features.expressions import Call, Col, Kind, Lit, Node, inli
 from driftloop.core.plan import HASH_BUCKETS, FeaturePlan
 from driftloop.errors import DataError, DriftloopError
 
-log = logging.getLogger(__name__)
 LOG4J = Path(__file__).with_name("log4j2.properties")
 
 

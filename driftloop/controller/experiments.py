@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import pickle
 import tempfile
@@ -43,7 +42,6 @@ from driftloop.core.plan import plan
 from driftloop.core.predictor import Predictor, frame_columns, input_columns
 from driftloop.errors import DriftloopError
 
-log = logging.getLogger("driftloop")
 DONE = {"Success", "Failed"}
 
 

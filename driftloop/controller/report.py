@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ from driftloop.core.gate import judge
 from driftloop.core.outputs import atomic_file, read_json
 from driftloop.errors import DriftloopError
 
-log = logging.getLogger("driftloop")
 DATA_GATE = "metrics/data_validation.json"
 EVALUATION = "metrics/eval.json"
 DRIFT = "metrics/drift.json"
