@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+# the service's fixtures (a trained model folder, a real uvicorn server), shared with
+# its unit tests
+from tests.unit.serve.conftest import models, raw, server_factory, trained  # noqa: F401
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -28,11 +28,11 @@ from driftloop.core.host import free_port
 from tests.conftest import BIN, commit, env, sh
 from tests.e2e.test_model_loop import client
 from tests.e2e.test_pipeline import INFERENCE_STAGES, MODEL_STAGES, stages_run
+from tests.e2e.test_server import model_info, wait_for
 from tests.howtos import apply, howto, run
-from tests.serve import load
-from tests.serve.conftest import Server, get, scrape
-from tests.serve.test_app import EXAMPLE
-from tests.serve.test_server import model_info, wait_for
+from tests.unit.serve import load
+from tests.unit.serve.conftest import Server, get, scrape
+from tests.unit.serve.test_app import EXAMPLE
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ import pytest
 
 from driftloop.core.promotion import point_champion
 from tests.conftest import ROOT, sh
-from tests.serve import load
-from tests.serve.conftest import get, scrape
-from tests.serve.test_app import EXAMPLE
+from tests.unit.serve import load
+from tests.unit.serve.conftest import get, scrape
+from tests.unit.serve.test_app import EXAMPLE
 
 pytestmark = pytest.mark.slow
 PREDICT = 'path="/predict"'

@@ -14,7 +14,7 @@ from schemathesis.generation import GenerationMode
 
 from driftloop.config.schema import DriftloopConfig
 from tests.conftest import ROOT
-from tests.serve.conftest import Server, files, make_models
+from tests.unit.serve.conftest import Server, files, make_models
 
 pytestmark = pytest.mark.slow
 
