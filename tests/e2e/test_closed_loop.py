@@ -18,12 +18,18 @@ import pandas as pd
 import pytest
 
 from tests.conftest import commit, env, sh
+from tests.howtos import howto, run
 
 pytestmark = pytest.mark.slow
 
 
 def simulate(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     sh(["driftloop", "simulate", scenario], root)
+    return read_simulation(root, scenario)
+
+
+def read_simulation(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The timeline a simulation wrote and the controller's decision log."""
     timeline = pd.read_csv(
         root / f"reports/simulation/{scenario}/timeline.csv",
         dtype={"served_by": str, "champion_after": str},
@@ -63,7 +69,12 @@ def test_no_drift_means_no_action(copy: Path) -> None:
 
 
 def test_label_noise_warns(copy: Path) -> None:
-    timeline, decisions = simulate(copy, "warn")
+    """The "Simulate the loop" how-to's commands, as written."""
+    replay, show = howto("Simulate the loop").commands
+    assert replay.split("#")[0].split() == ["driftloop", "simulate", "warn"]
+    run(replay, copy)
+    assert run(show, copy).startswith("# Simulation: warn\n")
+    timeline, decisions = read_simulation(copy, "warn")
     actions = list(timeline["action"])
     assert actions[0] == "none"  # the labels of the noisy month have not arrived yet
     assert "warn" in actions and not {"retrain", "experiment"} & set(actions)

@@ -217,48 +217,6 @@ def test_score_a_batch(copy: Path) -> None:
     )
 
 
-def test_simulate_the_loop(copy: Path) -> None:
-    simulate, show = howto("Simulate the loop").commands
-    run(simulate, copy)
-    timeline = run(show, copy)
-    assert timeline.startswith("# Simulation: warn\n")
-    header, _, *rows = [line for line in timeline.splitlines() if line.startswith("|")]
-    column = [cell.strip() for cell in header.split("|")].index("action")
-    actions = {row.split("|")[column].strip() for row in rows}
-    assert "warn" in actions and not {"retrain", "experiment"} & actions, timeline
-    assert (copy / "reports/simulation/warn/timeline.html").is_file()
-
-
-def test_review_a_change(copy: Path, tmp_path: Path) -> None:
-    """A change on a branch, its outputs and the base's pushed to a DVC remote,
-    reviewed in a fresh clone: first with git alone, then after the pull."""
-    sh(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], copy)
-    sh(["git", "checkout", "-q", "-B", "main"], copy)
-    commit(copy, "a full run")
-    sh(["dvc", "push", "-q"], copy)
-    sh(["git", "checkout", "-q", "-b", "smaller-drops"], copy)
-    apply(howto("Change the drift policy").edit("conf/monitor/default.yaml"), copy)
-    sh(["driftloop", "compose"], copy)
-    sh(["dvc", "repro"], copy)
-    commit(copy, "retrain on smaller drops")
-    sh(["dvc", "push", "-q"], copy)
-    sh(["git", "checkout", "-q", "main"], copy)
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
-    sh(["git", "checkout", "-q", "smaller-drops"], clone)
-
-    first, pull, branch, fetch, again = howto("Review a change").commands
-    report = clone / "reports/review/report.md"
-    run(first, clone)
-    text = report.read_text()
-    assert "`monitor.bands" in text, text  # git alone has the params
-    assert "not in this clone's DVC cache" in text.split("## Not compared", 1)[1]
-    for command in (pull, branch, fetch, again):
-        run(command, clone)
-    text = report.read_text()
-    assert "`monitor.bands" in text and "Everything was compared." in text, text
-
-
 def test_run_experiments_in_parallel(copy: Path) -> None:
     queue, start, status, show = howto("Run experiments in parallel").commands
     run(queue, copy)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from driftloop.adapters.spark_standalone import HOST, Cluster
+from driftloop.adapters.spark_standalone import HOST, Cluster, start_cluster
 from tests.e2e.test_pipeline import stages_run
 from tests.howtos import apply, howto, run
-from tests.unit.adapters.test_spark_standalone import (
-    APP_NAME,
-    STAGES,
-    declared_outputs,
-    file_bytes,
-    finished_apps,
-)
+
+STAGES = ("featurize", "batch_predict")
+APP_NAME = "driftloop"
+FINISH_SECONDS = 30.0
 
 
 @pytest.mark.slow
@@ -44,3 +44,33 @@ def test_cluster_outputs_equal_the_local_run(copy: Path, done: Path, cluster: Cl
     assert not cluster.status()["activeapps"]
     ids = sorted(app["id"] for app in apps)
     assert cluster.app_dirs() == [ids, ids], "each stage ran executors on both workers"
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with start_cluster(workers=2, cores=1, memory="2g", tmp=tmp_path / "cluster") as running:
+        yield running
+
+
+def declared_outputs(root: Path, stage: str) -> list[Path]:
+    """The outs and metrics dvc.yaml declares for a stage."""
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    entries: list[Any] = [*spec.get("outs", []), *spec.get("metrics", [])]
+    return [Path(next(iter(e)) if isinstance(e, dict) else e) for e in entries]
+
+
+def file_bytes(root: Path, output: Path) -> dict[str, bytes]:
+    """Every file of an output (a file or a folder), by path relative to the project."""
+    path = root / output
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+def finished_apps(cluster: Cluster, count: int) -> list[dict[str, Any]]:
+    """The master's completed applications, once ``count`` of them are there."""
+    deadline = time.monotonic() + FINISH_SECONDS
+    while True:
+        completed: list[dict[str, Any]] = cluster.status()["completedapps"]
+        if len(completed) >= count or time.monotonic() > deadline:
+            return completed
+        time.sleep(0.5)

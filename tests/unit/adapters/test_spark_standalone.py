@@ -1,27 +1,16 @@
-"""conf/spark/cluster.yaml: its settings and their checks, and a run on a real
-Spark standalone cluster (a master and two workers on loopback) where featurize
-and batch_predict write byte-identical outputs to the local[*] run, their work
-done by the cluster's executors."""
+"""conf/spark/cluster.yaml: its settings and their checks (the run on a real
+cluster is tests/e2e/test_spark_cluster.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from driftloop.adapters.spark import executor_settings
-from driftloop.adapters.spark_standalone import Cluster, start_cluster
 from driftloop.config.compose import compose
 from driftloop.errors import ConfigError
 from tests.conftest import ROOT
-
-STAGES = ("featurize", "batch_predict")
-APP_NAME = "driftloop"
-FINISH_SECONDS = 30.0
 
 
 def test_cluster_option_sets_the_master_and_executor_sizes(tmp_path: Path) -> None:
@@ -57,33 +46,3 @@ def test_bad_cluster_settings_name_the_file_and_key(
 ) -> None:
     with pytest.raises(ConfigError, match=rf"^conf/spark/cluster\.yaml: {message}"):
         compose(ROOT, tmp_path / "params.yaml", ["spark=cluster", *overrides.split()])
-
-
-@pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with start_cluster(workers=2, cores=1, memory="2g", tmp=tmp_path / "cluster") as running:
-        yield running
-
-
-def declared_outputs(root: Path, stage: str) -> list[Path]:
-    """The outs and metrics dvc.yaml declares for a stage."""
-    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
-    entries: list[Any] = [*spec.get("outs", []), *spec.get("metrics", [])]
-    return [Path(next(iter(e)) if isinstance(e, dict) else e) for e in entries]
-
-
-def file_bytes(root: Path, output: Path) -> dict[str, bytes]:
-    """Every file of an output (a file or a folder), by path relative to the project."""
-    path = root / output
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return {str(p.relative_to(root)): p.read_bytes() for p in files}
-
-
-def finished_apps(cluster: Cluster, count: int) -> list[dict[str, Any]]:
-    """The master's completed applications, once ``count`` of them are there."""
-    deadline = time.monotonic() + FINISH_SECONDS
-    while True:
-        completed: list[dict[str, Any]] = cluster.status()["completedapps"]
-        if len(completed) >= count or time.monotonic() > deadline:
-            return completed
-        time.sleep(0.5)
