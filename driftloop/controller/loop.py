@@ -107,7 +107,8 @@ def is_new(drift_digest: str, last: dict[str, Any] | None) -> bool:
 
 def clear_stale_dvc_locks(root: Path) -> list[int]:
     """Drop the entries a killed DVC process left in .dvc/tmp/rwlock (DVC
-    refuses to run while they are there); the pids dropped.
+    refuses to run while they are there), or the empty file a DVC killed while
+    writing it left; the pids dropped.
 
     The file is edited under DVC's own rwlock.lock. An entry of a DVC process
     still running (one a killed controller started) is an error: the next pass
@@ -117,7 +118,11 @@ def clear_stale_dvc_locks(root: Path) -> list[int]:
         return []
     with (root / ".dvc/tmp/rwlock.lock").open("a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
-        info = json.loads(path.read_text() or "{}")
+        try:
+            info = json.loads(path.read_text())
+        except ValueError:  # empty or cut short: its writer was killed mid-write
+            write_json(path, {"write": {}, "read": {}})
+            return []
         writers = info.get("write", {})
         readers = info.get("read", {})
         pids = {e["pid"] for e in writers.values()}

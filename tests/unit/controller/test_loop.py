@@ -154,6 +154,10 @@ def test_dvc_locks_of_stopped_processes_are_cleared(tmp_path: Path) -> None:
     lock.write_text(json.dumps({"write": {"/p/out": running}, "read": {}}))
     with pytest.raises(DriftloopError, match=f"dvc \\(pid {os.getpid()}\\) is still running"):
         loop.clear_stale_dvc_locks(tmp_path)
+    for cut in ("", '{"write": {"/p/out": {"pid'):  # a DVC killed while writing it
+        lock.write_text(cut)
+        assert loop.clear_stale_dvc_locks(tmp_path) == []
+        assert json.loads(lock.read_text()) == {"write": {}, "read": {}}
 
 
 def test_a_killed_process_not_yet_reaped_is_not_running() -> None:
