@@ -37,7 +37,7 @@ async def get_service(request: Request) -> Service:
 
 async def get_keyed_service(request: Request) -> Service:
     """The app's Service, for a request with the right API key (401 otherwise)."""
-    service = await get_service(request)
+    service: Service = request.app.state.service  # no second await on /predict's path
     if not service.key_ok(request.headers.get("x-api-key")):
         raise HTTPException(401, "missing or wrong API key (header X-API-Key)")
     return service

@@ -24,6 +24,7 @@ class Import:
     type_only: bool  # under `if TYPE_CHECKING:`: never runs
 
 
+@cache
 def module_files() -> dict[str, Path]:
     """Every project module by dotted name (a package by its __init__.py)."""
     found = {}
