@@ -12,7 +12,7 @@ predictions parquet out, on Spark local[2]:
   then ``mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local")`` on the
   model's input columns, written by Spark's parquet writer (zstd).
 
-The model is the project's champion (data/models/champion, run `make run`
+The model is the project's champion (data/models/car_loan/champion, run `make run`
 first), logged once by driftloop.adapters.tracking into a temporary SQLite store
 under benchmarks/data. Input: the featurize benchmark's resampled car loan
 files (benchmarks/inputs.py).
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks.harness import (
+    CHAMPION,
     DATA,
     ROOT,
     Result,
@@ -75,7 +76,6 @@ from stages.batch_predict import write_predictions
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-CHAMPION = ROOT / "data" / "models" / "champion"
 SPARK_MASTER = "local[2]"
 WARMUP_ROWS = 20_000
 ENGINES = ("stage", "mlflow")

@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 RESULTS = Path(os.environ.get("DRIFTLOOP_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 CODE = ("stages", "driftloop", "conf", "params.yaml")
+# the benchmarks' inputs are the default data set's (car_loan): its champion
+CHAMPION = ROOT / "data" / "models" / "car_loan" / "champion"
 MIB = 2**20
 GIB = 2**30
 POLL_SECONDS = 0.1

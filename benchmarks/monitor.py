@@ -18,7 +18,7 @@ benchmarks/data/monitor/, keyed by size, seed and the champion's digest.
 Per size, ``--repeat`` times, two fresh processes one after the other:
 
 * stage: ``driftloop monitor --params params.yaml --holdout data/features/holdout
-  --champion data/models/champion --incoming <dir> --metrics ... --plots ...
+  --champion data/models/car_loan/champion --incoming <dir> --metrics ... --plots ...
   --report ...``, the command of dvc.yaml with outputs under benchmarks/data, run
   from the project root under a small wrapper that times it and reads its peak
   RSS from ``getrusage(RUSAGE_CHILDREN)`` (exact for the stage's one process);
@@ -87,7 +87,7 @@ if TYPE_CHECKING:
 # start with cold imports, as the stage does. The rest is imported where used.
 
 DATA = harness.DATA / "monitor"
-CHAMPION = Path("data/models/champion")
+CHAMPION = Path("data/models/car_loan/champion")
 HOLDOUT = Path("data/features/holdout")
 PARAMS = Path("params.yaml")
 SOURCE = ("synthetic_car_loan", "analysis")

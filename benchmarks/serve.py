@@ -2,7 +2,7 @@
 
     python -m benchmarks.serve [--duration 15] [--repeats 3] [--warmup 5] [--quiet-minutes 20]
 
-Both servers serve the same champion: ours the local data/models/champion
+Both servers serve the same champion: ours the local data/models/car_loan/champion
 (model.pkl, the registered model's own pipeline), the peer the registry alias
 ``models:/driftloop@champion`` of the project's SQLite store. They are started
 side by side on free loopback ports and left running for the whole benchmark:
@@ -75,6 +75,7 @@ import psutil
 import pyarrow.parquet as pq
 
 from benchmarks.harness import (
+    CHAMPION,
     ROOT,
     Session,
     TreeSampler,
@@ -106,6 +107,8 @@ BUSY_PATTERNS = ("pytest", "benchmarks.batch_predict", "benchmarks.featurize", "
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 SHOWN_ENV = {*TELEMETRY_OFF, "MLFLOW_TRACKING_URI", "OMP_NUM_THREADS"}
 PREDICT_SECONDS = 'driftloop_request_seconds_{}{{path="/predict"}}'
+# the benchmark serves the default data set only: its series of rows per model call
+CALL_ROWS = 'driftloop_batch_rows_{}{{data="car_loan"}}'
 VERSIONS = ("fastapi", "uvicorn", "pydantic", "scikit-learn", "mlflow", "numpy", "pandas",
             "pyarrow", "psutil")  # fmt: skip
 # the issue's targets
@@ -315,7 +318,7 @@ def log_folder(folder: Path, workers: int) -> Path:
 def peer(folder: Path, cfg: DriftloopConfig, omp_threads: int | None = None) -> Server:
     """The anchor's peer command; with ``omp_threads`` the same under OMP_NUM_THREADS."""
     port = free_port()
-    model = cfg.tracking.registered_model
+    model = cfg.model_name
     command = [
         str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{model}@{tracking.CHAMPION}",
         "--env-manager", "local", "-h", HOST, "-p", str(port),
@@ -486,8 +489,8 @@ def load_run(server: Server, wrk: str, seconds: int, script: Path, warmup: bool 
         after = scrape(server.port)
         count = delta(after, before, PREDICT_SECONDS.format("count"))
         run.server_ms = 1e3 * delta(after, before, PREDICT_SECONDS.format("sum")) / max(count, 1)
-        calls = delta(after, before, "driftloop_batch_rows_count")
-        run.rows_per_call = delta(after, before, "driftloop_batch_rows_sum") / max(calls, 1)
+        calls = delta(after, before, CALL_ROWS.format("count"))
+        run.rows_per_call = delta(after, before, CALL_ROWS.format("sum")) / max(calls, 1)
     print(run_line(run), flush=True)
     return run
 
@@ -538,8 +541,9 @@ def batch(server: Server, body: bytes, scrape: bool) -> BatchRun:
 
 
 def logged_rows(folder: Path) -> tuple[int, int]:
-    """Rows and files of the prediction log (read after ours has stopped)."""
-    files = sorted(folder.glob("*.parquet"))
+    """Rows and files of the prediction log (read after ours has stopped), every
+    data set's folder under the log root."""
+    files = sorted(folder.glob("*/*.parquet"))
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files), len(files)
 
 
@@ -637,11 +641,11 @@ def rps_list(runs: list[LoadRun], name: str) -> str:
 
 def batching_note(before: Metrics, after: Metrics) -> str:
     """Rows per model call over ours' measured single-record runs (driftloop_batch_rows)."""
-    calls = delta(after, before, "driftloop_batch_rows_count")
-    rows = delta(after, before, "driftloop_batch_rows_sum")
+    calls = delta(after, before, CALL_ROWS.format("count"))
+    rows = delta(after, before, CALL_ROWS.format("sum"))
     requests = delta(after, before, PREDICT_SECONDS.format("count"))
     bounds = {
-        float(key.split('"')[1]): key
+        float(key.split('le="')[1].split('"')[0]): key
         for key in after
         if key.startswith("driftloop_batch_rows_bucket") and "+Inf" not in key
     }
@@ -838,7 +842,7 @@ def compare_workers(body: bytes, wrk: str, folder: Path, args: argparse.Namespac
     with running(servers) as ready:
         wait_workers(servers[1], counts[1])
         runs, _, _ = single_load(servers, wrk, {s.name: script for s in servers}, args)
-        scored = [scrape(s.port).get("driftloop_batch_rows_sum", 0.0) for s in servers]
+        scored = [scrape(s.port).get(CALL_ROWS.format("sum"), 0.0) for s in servers]
     logged = {
         s.name: (*logged_rows(log_folder(folder, n)), done)
         for s, n, done in zip(servers, counts, scored, strict=True)
@@ -901,9 +905,11 @@ def workers_notes(start: Start, result: WorkersResult) -> list[str]:
         ),
         f"- Versions: {versions(VERSIONS, [wrk_version(start.wrk)])}.",
         f"- Model: champion version {start.card.get('version')} ({start.card.get('model')}); "
-        "both servers read data/models/champion, conf/serve's defaults otherwise (micro-batching "
-        "per worker, a prediction log per server, written by every worker). Startup to ready "
-        "(first worker): " + ", ".join(f"{n} {s:.1f} s" for n, s in result.ready.items()) + ".",
+        "both servers read data/models/car_loan/champion, conf/serve's defaults otherwise "
+        "(micro-batching per worker, a prediction log per server, written by every worker). "
+        "Startup to ready (first worker): "
+        + ", ".join(f"{n} {s:.1f} s" for n, s in result.ready.items())
+        + ".",
         f"- Prediction log (read after shutdown): {'; '.join(logged)}.",
         "- server CPU: CPU seconds of the server's process tree (uvicorn's parent and its "
         "workers) during the run / wall seconds; wrk CPU likewise; others: the machine's busy "
@@ -959,7 +965,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def champion_card() -> dict[str, Any]:
-    card = ROOT / "data" / "models" / "champion" / CARD_FILE
+    card = CHAMPION / CARD_FILE
     if not card.is_file():
         raise SystemExit(f"no champion at {card.parent}: run `make run` first")
     result: dict[str, Any] = json.loads(card.read_text())
@@ -978,7 +984,7 @@ def registered(cfg: DriftloopConfig) -> Registered:
     from mlflow.models import get_model_info
 
     tracking.configure(cfg.tracking, ROOT)
-    name = cfg.tracking.registered_model
+    name = cfg.model_name
     version = tracking.alias_version(name, tracking.CHAMPION)
     if version is None:
         raise SystemExit(f"the registry has no '{name}@{tracking.CHAMPION}': run `make run` first")
@@ -989,7 +995,7 @@ def registered(cfg: DriftloopConfig) -> Registered:
 
 def versions_after(cfg: DriftloopConfig, ours_batch: BatchRun) -> str:
     """Did the champion change during the run? Ours' answers in the batch test, the alias now."""
-    alias = tracking.alias_version(cfg.tracking.registered_model, tracking.CHAMPION)
+    alias = tracking.alias_version(cfg.model_name, tracking.CHAMPION)
     served = ", ".join(sorted(ours_batch.versions))
     return (
         f"ours answered with version {served} in the batch test, the alias is on {alias} at the end"
@@ -1032,7 +1038,7 @@ def measure(
         runs, before, after = single_load(servers, wrk, scripts, args)
         batches = [batch(servers[0], body.ours_many, scrape=True)]
         batches += [batch(s, body.peer_many, scrape=False) for s in servers[1:]]
-        scored = scrape(servers[0].port).get("driftloop_batch_rows_sum", 0.0)
+        scored = scrape(servers[0].port).get(CALL_ROWS.format("sum"), 0.0)
     rows, files = logged_rows(folder / "prediction_log")
     return {"ready": ready, "parity": checked, "runs": runs, "metrics": (before, after),
             "batches": batches, "logged": (rows, files, scored)}  # fmt: skip

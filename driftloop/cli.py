@@ -24,11 +24,12 @@ def _compose_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _compose(args: argparse.Namespace) -> None:
-    from driftloop.config.compose import compose, find_root
+    from driftloop.config.compose import find_root
+    from driftloop.controller.datasets import compose_project
 
     root = find_root()
     output = args.out if args.out.is_absolute() else Path.cwd() / args.out
-    config = compose(root, output, args.overrides)
+    config = compose_project(root, output, args.overrides)
     log.info(
         "compose: wrote %s (data=%s, model=%s, conf digest %s)",
         args.out,

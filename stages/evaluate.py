@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from driftloop.config.compose import find_root
 from driftloop.core import runner
 from driftloop.core.evaluation import (
+    SCORING_ERRORS,
     build_report,
+    comparable_champion,
     curves,
     evaluate_model,
 )
@@ -23,6 +26,7 @@ from driftloop.core.model import (
     read_features,
 )
 from driftloop.core.outputs import atomic_file, write_json
+from driftloop.core.promotion import adopt
 from driftloop.errors import DataError
 
 
@@ -44,9 +48,17 @@ def main(args: argparse.Namespace) -> None:
             raise DataError(f"{args.model}: no candidate model (run the train stage)")
         frame = read_features(args.holdout, None)
         say.step(f"scoring the candidate on {len(frame)} holdout rows, slices and checks")
-        result = evaluate_model(model, frame, config, cols)
+        try:
+            result = evaluate_model(model, frame, config, cols)
+        except SCORING_ERRORS as exc:
+            raise DataError(
+                f"{args.model}: the candidate cannot score the holdout {args.holdout} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         say.step("the prediction suite and the champion on the same rows")
-        report = build_report(model, frame, config, cols, result, load_model(args.champion))
+        adopt(config, find_root(args.params.resolve().parent), args.champion.parent)
+        champion = comparable_champion(args.champion, config)
+        report = build_report(model, frame, config, cols, result, champion)
         for name, table in curves(
             result["y"], result["out"], result["classes"], config.evaluate.calibration_bins
         ).items():
@@ -55,5 +67,5 @@ def main(args: argparse.Namespace) -> None:
         write_json(args.metrics, report)
         primary = config.evaluate.primary_metric
         say(f"candidate {primary} {report['candidate'].get(primary)} on {len(frame)} holdout rows")
-        champion = report["champion"]
-        say(f"champion {primary} {champion.get(primary) if champion else 'none yet'}")
+        held = report["champion"]
+        say(f"champion {primary} {held.get(primary) if held else 'none yet'}")

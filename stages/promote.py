@@ -5,7 +5,7 @@ regression against the champion, slices that must each meet the minimums,
 and the behavioural and prediction checks of evaluate. The first model (no
 champion yet) needs only the minimums. On a pass the model is registered in
 the MLflow registry, the alias ``champion`` moves to it, and
-data/models/champion (a symlink to data/models/versions/<v>) is switched with
+data/models/<data set>/champion (a symlink to versions/<v> beside it) is switched with
 one atomic rename: a reader sees the old champion or the new one, never a
 half-written one. On a failure the champion is untouched.
 """
@@ -18,12 +18,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftloop.config.compose import find_root
 from driftloop.core import lineage, runner
 from driftloop.core.champion import current_version
 from driftloop.core.gate import judge, table
 from driftloop.core.model import MODEL_FILE
 from driftloop.core.outputs import write_json
 from driftloop.core.promotion import (
+    adopt,
     register_champion,
     registry_champion,
     same_model,
@@ -61,6 +63,7 @@ def main(args: argparse.Namespace) -> None:
         "model_md5": digest,
     }
     with runner.timed("promote") as say:
+        adopt(config, find_root(args.params.resolve().parent), args.models)
         if not decision["promoted"]:
             failed = [v for v in verdicts if not v.passed]
             raise DriftloopError(
@@ -82,10 +85,14 @@ def main(args: argparse.Namespace) -> None:
         }
         version, run_id = register_champion(config, args.params, args.model, current, meta)
         switch_champion(
-            args.models, version, args.model, {**meta, "version": version, "run_id": run_id}
+            args.models,
+            version,
+            args.model,
+            {**meta, "version": version, "run_id": run_id},
+            args.params,
         )
         write_outputs(args, decision)
-        say(f"champion is now version {version} of {config.tracking.registered_model}")
+        say(f"champion is now version {version} of {config.model_name}")
 
 
 def write_outputs(args: argparse.Namespace, decision: dict[str, Any]) -> None:

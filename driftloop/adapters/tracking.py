@@ -155,6 +155,25 @@ def alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def rename_model(old: str, new: str) -> bool:
+    """Rename registered model ``old`` to ``new`` when ``old`` exists and ``new``
+    does not (its versions, tags and aliases go with it); whether it did."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(new)
+        return False
+    except MlflowException:
+        pass
+    try:
+        client.rename_registered_model(old, new)
+    except MlflowException:
+        return False  # no model under the old name
+    return True
+
+
 def version_tags(name: str, version: str) -> dict[str, str]:
     from mlflow import MlflowClient
 

@@ -220,7 +220,10 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # load the champion from the registry alias instead of data/models/champion
+    # more data sets to serve beside the composed one (the default, at /predict):
+    # each answers at /predict/<name> with the champion of data/models/<name>
+    models: list[str] = field(default_factory=list)
+    # load the champion from the registry alias instead of data/models/<name>/champion
     from_registry: bool = False
     # seconds between checks for a new champion (link target or registry alias)
     reload_seconds: float = 1.0
@@ -235,6 +238,7 @@ class ServeConfig:
     # OpenMP/BLAS threads per model call: 1 is fastest when concurrent requests
     # keep the other cores busy (threads would wait on each other)
     model_threads: int = 1
+    # every data set logs into its own folder under it: <prediction_log_dir>/<name>
     prediction_log_dir: str = "data/prediction_log"
     flush_seconds: float = 2.0
 
@@ -330,6 +334,8 @@ class TrackingConfig:
     # null: the embedded SQLite store and artifact folder inside the project
     uri: str | None = None
     experiment: str = "driftloop"
+    # a prefix: each data set's models register as <prefix>-<data.name>, so a
+    # champion can only ever be compared with models of its own data set
     registered_model: str = "driftloop"
 
 
@@ -351,6 +357,11 @@ class DriftloopConfig:
     tracking: TrackingConfig = MISSING
     # digest of conf/ when params.yaml was composed; stale params stop the DAG
     conf_digest: str = MISSING
+
+    @property
+    def model_name(self) -> str:
+        """The registered model of the composed data set."""
+        return f"{self.tracking.registered_model}-{self.data.name}"
 
 
 GROUPS: tuple[str, ...] = (

@@ -32,7 +32,7 @@ import yaml
 from driftloop.config.schema import DriftloopConfig, SweepAxis
 from driftloop.controller import workspace
 from driftloop.core import runner
-from driftloop.core.champion import load_champion
+from driftloop.core.champion import load_champion, models_folder
 from driftloop.core.data import batch_labels
 from driftloop.core.drift import DriftRecord
 from driftloop.core.metrics import LOWER_IS_BETTER, compute_metrics
@@ -119,7 +119,9 @@ def run_sweep(
     known = queue_status(workspace.run(["dvc", "queue", "status"], root).stdout)
     for trial in trials:
         if trial.name not in known:
-            sets = [arg for o in trial.overrides for arg in ("-S", o)]
+            # a data set lent the project for this pass is composed in each experiment too
+            overrides = [*paths.composition, *trial.overrides]
+            sets = [arg for o in overrides for arg in ("-S", o)]
             workspace.run(
                 ["dvc", "exp", "run", setup.until, "--queue", "-n", trial.name, *sets], root
             )
@@ -185,7 +187,7 @@ def cached_model(root: Path, rev: str) -> Any:
     """The candidate model an experiment trained, from the DVC cache."""
     lock = yaml.safe_load(git_show(root, rev, "dvc.lock"))
     outs = lock["stages"]["train"]["outs"]
-    folder = next(o for o in outs if o["path"] == "data/models/candidate")
+    folder = next(o for o in outs if o["path"].endswith("/candidate"))
     cache = root / ".dvc/cache/files/md5"
     manifest = json.loads(_cache_file(cache, folder["md5"]).read_text())
     entry = next(e for e in manifest if e["relpath"] == "model.pkl")
@@ -246,7 +248,7 @@ def write_review(
     found: tuple[str, pd.DataFrame] | None,
 ) -> str | None:
     metric = config.monitor.primary_metric
-    champion = load_champion(root / "data/models/champion")
+    champion = load_champion(models_folder(root, config.data.name) / "champion")
     base = metric_on(champion.model, config, found[1]) if found else None
     order = ranked(trials, metric)
     best = order[0] if order else None

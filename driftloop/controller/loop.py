@@ -12,15 +12,22 @@ decision from metrics/drift.json and act on it:
 - experiment: queue the sweep of conf/monitor, run the queue and write a
   review report (driftloop.controller.experiments); nothing is promoted.
 
-Every decision goes to a JSON-lines log and to MLflow. A lock file keeps a
-second controller out; before acting the controller writes what it is about
-to do to a journal, and clears it once the decision is logged, so a pass
-killed half-way is finished by the next one (every action is idempotent).
+Every decision goes to a JSON-lines log and to MLflow. Each data set has its
+own loop: batches, decisions (reports/loop/<name>/), lock and journal
+(.driftloop/<name>/); `--data NAME` passes over another data set than the
+composed one (the project is composed for it for the pass and put back
+after, see driftloop.controller.datasets), `--all` over every data set that
+has a champion. A data set's lock keeps a second controller of it out; the
+project's DVC workspace is taken by one pass at a time (others wait). Before
+acting the controller writes what it is about to do to a journal, and clears
+it once the decision is logged, so a pass killed half-way is finished by the
+next one (every action is idempotent).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -29,23 +36,22 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from driftloop.config.schema import DriftloopConfig
-from driftloop.controller import experiments, snapshot
-from driftloop.controller.workspace import (  # moved
+from driftloop.controller import datasets, experiments, snapshot
+from driftloop.controller.workspace import (
     GATE_REFUSED,
     Paths,
     append_line,
     gate_blocked,
+    locked,
     repro,
     run,
     tail,
 )
-from driftloop.core import host, lineage, runner
+from driftloop.core import host, lineage, promotion, runner
 from driftloop.core.champion import current_version
 from driftloop.core.drift import DriftRecord
 from driftloop.core.outputs import write_json
@@ -55,36 +61,6 @@ log = logging.getLogger("driftloop")
 
 
 # --- lock and journal -------------------------------------------------------------
-
-
-@contextmanager
-def locked(state: Path) -> Iterator[None]:
-    """Hold .driftloop/loop.lock for the block; another holder is an error.
-
-    An flock dies with its process, so a killed controller never leaves a
-    stale lock behind."""
-    state.mkdir(parents=True, exist_ok=True)
-    path = state / "loop.lock"
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise DriftloopError(
-                f"another controller is running (pid {holder}, lock {path}); "
-                "only one may act at a time"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def last_decision(decisions: Path) -> dict[str, Any] | None:
@@ -164,8 +140,27 @@ def track_batches(paths: Paths) -> list[str]:
     return [b.name for b in batches]
 
 
-def champion_version(root: Path) -> str | None:
-    return current_version(root / "data/models")
+def adopt_legacy_loop(paths: Paths) -> None:
+    """An older project's loop files (reports/loop/*, .driftloop/acting.json)
+    become the project's data set's, once, with one line saying so."""
+    old = paths.root / "reports/loop"
+    moves = []
+    if old.is_dir() and not paths.decisions.exists():
+        moves += [(f, paths.reports / f.name) for f in old.iterdir() if f.is_file()]
+    journal = paths.root / ".driftloop/acting.json"
+    if journal.is_file() and not paths.journal.exists():
+        moves.append((journal, paths.journal))
+    for source, target in moves:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    if moves:
+        log.warning(
+            "loop: moved %d loop file(s) of an older layout under %s", len(moves), paths.name
+        )
+
+
+def champion_version(paths: Paths) -> str | None:
+    return current_version(paths.models)
 
 
 # --- actions ----------------------------------------------------------------------
@@ -201,14 +196,14 @@ def warn(drift: DriftRecord, paths: Paths) -> dict[str, Any]:
 
 def retrain(paths: Paths) -> dict[str, Any]:
     """The whole DAG: ingest takes the labelled batches, the gates decide."""
-    before = champion_version(paths.root)
+    before = champion_version(paths)
     code, output = repro(paths.root)
     blocked = gate_blocked(paths, output, "retrain") if code else None
     if blocked is not None:
         return blocked
     if code != 0 and GATE_REFUSED not in output:
         raise DriftloopError(f"retrain: `dvc repro` failed ({code}):\n{tail(output)}")
-    after = champion_version(paths.root)
+    after = champion_version(paths)
     promoted = after != before
     outcome: dict[str, Any] = {
         "done": "retrained",
@@ -224,41 +219,67 @@ def retrain(paths: Paths) -> dict[str, Any]:
 # --- one pass -----------------------------------------------------------------------
 
 
-def once(root: Path, params: Path) -> dict[str, Any] | None:
-    """One controller pass; the decision logged, or None when nothing was new."""
-    config = runner.load_params(params)
-    paths = Paths.of(root, config)
-    with locked(paths.state):
-        dropped = clear_stale_dvc_locks(root)
-        if dropped:
-            log.info("loop: cleared DVC locks of stopped processes %s", dropped)
-        if paths.journal.is_file():
-            pending = json.loads(paths.journal.read_text())
-            log.info("loop: finishing the pass a stopped controller left (%s)", pending["action"])
-            return finish(pending, paths, config)
-        taken = snapshot.snapshot(paths.log_dir, paths.incoming, config.data)
-        if taken is not None:
-            log.info("loop: %d logged rows -> batch %s", taken[1], taken[0])
-        track_batches(paths)
-        run(["dvc", "repro", "--single-item", "monitor"], root)
-        if not paths.drift.is_file():
-            raise DriftloopError(f"{paths.drift}: the monitor stage wrote no decision")
-        drift = DriftRecord.read(paths.drift)
-        assert drift is not None
-        drift_digest = digest(paths.drift)
-        if not is_new(drift_digest, last_decision(paths.decisions)):
-            log.info("loop: nothing new since the last decision (%s)", drift.action)
-            return None
-        pending = {
-            "started_at": lineage.now(),
-            "action": drift.action,
-            "drift": drift.to_json(),
-            "drift_digest": drift_digest,
-            "champion": champion_version(root),
-            "snapshot": taken[0] if taken else None,
-        }
-        write_json(paths.journal, pending)
+def once(root: Path, params: Path, data: str | None = None) -> dict[str, Any] | None:
+    """One controller pass over data set ``data`` (default: the composed one);
+    the decision logged, or None when nothing was new."""
+    project = runner.load_params(params).data.name
+    name = data or project
+    with locked(datasets.state_dir(root, name)), datasets.composed_for(root, name, project) as kept:
+        config = runner.load_params(params)
+        paths = Paths.of(root, config)
+        if name != project:
+            paths = dataclasses.replace(paths, composition=tuple(datasets.overrides_of(root, name)))
+        return one_pass(paths, config, kept, adopt=name == project)
+
+
+def one_pass(
+    paths: Paths, config: DriftloopConfig, kept: bool, adopt: bool
+) -> dict[str, Any] | None:
+    """The pass itself. ``kept``: the data set's pipeline state is in place, so
+    the monitor runs alone; otherwise its data stages run first (they make its
+    holdout). ``adopt``: the project's data set takes over an older project's
+    single champion and loop files."""
+    root = paths.root
+    if adopt:
+        promotion.adopt(config, root, paths.models)
+        adopt_legacy_loop(paths)
+    dropped = clear_stale_dvc_locks(root)
+    if dropped:
+        log.info("loop: cleared DVC locks of stopped processes %s", dropped)
+    if paths.journal.is_file():
+        pending = json.loads(paths.journal.read_text())
+        log.info("loop: finishing the pass a stopped controller left (%s)", pending["action"])
         return finish(pending, paths, config)
+    pending = monitored(paths, config, kept)
+    if pending is None:
+        return None
+    write_json(paths.journal, pending)
+    return finish(pending, paths, config)
+
+
+def monitored(paths: Paths, config: DriftloopConfig, kept: bool) -> dict[str, Any] | None:
+    """Snapshot the log, run the monitor; the new decision, or None if not new."""
+    taken = snapshot.snapshot(paths.log_dir, paths.incoming, config.data)
+    if taken is not None:
+        log.info("loop: %d logged rows -> batch %s", taken[1], taken[0])
+    track_batches(paths)
+    run(["dvc", "repro", *(["--single-item"] if kept else []), "monitor"], paths.root)
+    if not paths.drift.is_file():
+        raise DriftloopError(f"{paths.drift}: the monitor stage wrote no decision")
+    drift = DriftRecord.read(paths.drift)
+    assert drift is not None
+    drift_digest = digest(paths.drift)
+    if not is_new(drift_digest, last_decision(paths.decisions)):
+        log.info("loop: nothing new since the last decision (%s)", drift.action)
+        return None
+    return {
+        "started_at": lineage.now(),
+        "action": drift.action,
+        "drift": drift.to_json(),
+        "drift_digest": drift_digest,
+        "champion": champion_version(paths),
+        "snapshot": taken[0] if taken else None,
+    }
 
 
 def finish(pending: dict[str, Any], paths: Paths, config: DriftloopConfig) -> dict[str, Any]:
@@ -319,26 +340,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--once", action="store_true", help="one pass (for cron or CI)")
     mode.add_argument("--watch", type=float, metavar="SECONDS", help="a pass every SECONDS")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--data", metavar="NAME", help="the data set (default: the composed one)")
+    which.add_argument(
+        "--all", action="store_true", help="every data set that has a champion, one by one"
+    )
 
 
 def main(args: argparse.Namespace) -> None:
     root = args.params.resolve().parent
+    names: list[str | None] = [*datasets.with_champion(root)] if args.all else [args.data]
     if args.once:
-        with runner.timed("loop") as say:
-            entry = once(root, args.params)
-            say("nothing new" if entry is None else f"{entry['action']}: {entry['outcome']}")
+        failed = passes(root, args.params, names)
+        if failed:
+            raise DriftloopError(f"the pass over {', '.join(failed)} failed (see above)")
         return
-    watch(root, args.params, args.watch)
+    watch(root, args.params, args.watch, names)
 
 
-def watch(root: Path, params: Path, seconds: float) -> None:
+def passes(root: Path, params: Path, names: list[str | None]) -> list[str]:
+    """One pass over each data set (None: the composed one); those that failed.
+
+    With several, one data set's failure is logged and the others still pass."""
+    failed = []
+    for name in names:
+        with runner.timed(f"loop {name}" if name else "loop") as say:
+            try:
+                entry = once(root, params, name)
+            except DriftloopError as exc:
+                if len(names) == 1:
+                    raise
+                log.error("loop: %s: %s", name, exc)
+                failed.append(str(name))
+                continue
+            say("nothing new" if entry is None else f"{entry['action']}: {entry['outcome']}")
+    return failed
+
+
+def watch(root: Path, params: Path, seconds: float, names: list[str | None]) -> None:
     """Passes every ``seconds`` until SIGINT or SIGTERM (the current pass ends first)."""
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda number, _frame: stopping.append(number))
     while not stopping:
         try:
-            once(root, params)
+            passes(root, params, names)
         except DriftloopError as exc:  # the next pass retries; the journal says what
             log.error("loop: %s", exc)
         deadline = time.monotonic() + seconds

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from driftloop.config.compose import find_root
+from driftloop.controller.datasets import composed_for
 from driftloop.core import runner
 from driftloop.core.drift import DriftRecord
 from driftloop.core.gate import judge
@@ -203,6 +204,20 @@ def revisions(base: str, head: str | None) -> list[str]:
     return [base] if head is None else [base, head]
 
 
+def data_set_lines(root: Path, base: str, head: str | None, composed: str) -> list[str]:
+    """Which data set each side is composed for; a warning when they differ."""
+    theirs = command(["git", "show", f"{base}:params.yaml"], root)
+    base_set = yaml.safe_load(theirs.stdout)["data"]["name"] if theirs.returncode == 0 else None
+    head_set: str | None = composed
+    if head is not None:
+        ours = command(["git", "show", f"{head}:params.yaml"], root)
+        head_set = yaml.safe_load(ours.stdout)["data"]["name"] if ours.returncode == 0 else None
+    lines = ["", f"Data set: {head_set} (base: {base_set})."]
+    if base_set != head_set:
+        lines.append("**The two sides are different data sets**: their metrics are not comparable.")
+    return lines
+
+
 def at_revision(root: Path, rev: str | None, path: str) -> dict[str, Any] | None:
     """A committed JSON file at a revision (None: the working tree), or None if absent."""
     if rev is None:
@@ -249,6 +264,7 @@ def build(root: Path, params: Path, base: str, head: str | None, out: Path) -> R
     sha = resolve(root, base)
     report = Report(base=f"{base} ({sha[:8]})", head=head or "the working tree")
     report.lines = [f"# driftloop review: {report.head} against {report.base}"]
+    report.lines += data_set_lines(root, base, head, config.data.name)
     diff = dvc_json(report, ["params", "diff", *revisions(base, head)], root, "params")
     report.section("Params", params_table(diff) if diff is not None else ["Not compared."])
     diff = dvc_json(report, ["metrics", "diff", *revisions(base, head)], root, "metrics")
@@ -282,11 +298,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", help="a revision instead of the working tree")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("reports/review/report.md"))
+    parser.add_argument(
+        "--data",
+        metavar="NAME",
+        help="the working tree composed for this data set for the report (default: as it is)",
+    )
 
 
 def main(args: argparse.Namespace) -> None:
     root = find_root(args.params.resolve().parent)
-    with runner.timed("report") as say:
+    project = runner.load_params(args.params).data.name
+    with runner.timed("report") as say, composed_for(root, args.data or project, project):
         report = build(root, args.params, args.base, args.head, args.out)
         with atomic_file(args.out) as tmp:
             tmp.write_text("\n".join(report.lines) + "\n")

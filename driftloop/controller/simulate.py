@@ -352,7 +352,7 @@ class Replay:
     def decide(self, month: Month) -> None:
         """One controller pass; what it decided goes on the month's row."""
         entry = loop.once(self.root, self.root / "params.yaml")
-        month.champion_after = loop.champion_version(self.root)
+        month.champion_after = loop.champion_version(self.paths)
         if entry is None:
             return
         month.batch = entry.get("snapshot") or month.batch

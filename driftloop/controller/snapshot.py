@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -24,9 +26,22 @@ from driftloop.core import runner
 from driftloop.core.outputs import atomic_dir, write_json
 
 STATE = ".snapshots.json"
+log = logging.getLogger(__name__)
 
 
 # --- core -----------------------------------------------------------------------
+
+
+def adopt_legacy_logs(log_dir: Path) -> int:
+    """Move the files a service wrote before each data set had its own log folder
+    (straight into the log root, the parent of ``log_dir``) into ``log_dir``; how
+    many. That service served the composed data set, whose folder this is."""
+    legacy = sorted(log_dir.parent.glob("part-*.parquet")) if log_dir.parent.is_dir() else []
+    if legacy:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for file in legacy:
+            os.replace(file, log_dir / file.name)
+    return len(legacy)
 
 
 def new_files(log_dir: Path, taken: set[str]) -> list[Path]:
@@ -56,6 +71,9 @@ def batch_name(files: list[Path], frame: pd.DataFrame) -> str:
 
 def snapshot(log_dir: Path, incoming: Path, data: DataConfig) -> tuple[str, int] | None:
     """Write the untaken log files as one batch; (name, rows), or None if none."""
+    moved = adopt_legacy_logs(log_dir)
+    if moved:
+        log.warning("snapshot: moved %d log file(s) of %s into %s", moved, log_dir.parent, log_dir)
     state = incoming / STATE
     taken = set(json.loads(state.read_text())) if state.is_file() else set()
     files = new_files(log_dir, taken)
@@ -75,13 +93,18 @@ def snapshot(log_dir: Path, incoming: Path, data: DataConfig) -> tuple[str, int]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--log-dir", type=Path, help="default: serve.prediction_log_dir")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        help="the log root (default serve.prediction_log_dir); the data set logs into "
+        "<root>/<data.name>",
+    )
     parser.add_argument("--incoming", type=Path, help="default: data/incoming/<data.name>")
 
 
 def main(args: argparse.Namespace) -> None:
     config = runner.load_params(args.params)
-    log_dir = args.log_dir or Path(config.serve.prediction_log_dir)
+    log_dir = (args.log_dir or Path(config.serve.prediction_log_dir)) / config.data.name
     incoming = args.incoming or Path("data/incoming") / config.data.name
     with runner.timed("snapshot") as say:
         done = snapshot(log_dir, incoming, config.data)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from driftloop.config.compose import find_root
-from driftloop.controller import loop, snapshot, workspace
+from driftloop.config.compose import find_root, load
+from driftloop.controller import datasets, loop, snapshot, workspace
 from driftloop.core import runner
 from driftloop.core.champion import current_version
 from driftloop.core.drift import DriftRecord
@@ -31,6 +31,7 @@ from driftloop.core.outputs import read_json
 class State:
     """What status reads, gathered from the project's files."""
 
+    data: str = ""
     version: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
     drift: DriftRecord | None = None
@@ -41,6 +42,8 @@ class State:
     unbatched_files: int = 0
     dvc_changed: list[str] | None = None  # None: `dvc status` could not run
     dvc_error: str = ""
+    # the project's data set, when status is about another one
+    composed: str | None = None
 
 
 def next_action(state: State) -> str:
@@ -127,6 +130,11 @@ def label_lines(state: State) -> list[str]:
 
 
 def dvc_line(state: State) -> str:
+    if state.composed is not None:
+        return (
+            f"{'dvc':11} the project is composed for {state.composed}; a pass over this "
+            "data set composes it for the pass (its pipeline is kept under .driftloop)"
+        )
     if state.dvc_changed is None:
         return f"{'dvc':11} `dvc status` failed: {state.dvc_error}"
     if not state.dvc_changed:
@@ -137,11 +145,16 @@ def dvc_line(state: State) -> str:
 # --- reading the project -------------------------------------------------------------
 
 
-def gather(root: Path, params: Path) -> State:
+def gather(root: Path, params: Path, data: str | None = None) -> State:
     config = runner.load_params(params)
-    paths = workspace.Paths.of(root, config)
-    models = root / "data/models"
-    state = State(version=current_version(models))
+    project = config.data.name
+    pipeline = None
+    if data is not None and data != project:
+        config = load(datasets.kept_params(root, data), name=f"data set '{data}'")
+        pipeline = datasets.state_dir(root, data) / "pipeline"
+    paths = replace(workspace.Paths.of(root, config), pipeline=pipeline)
+    models = paths.models
+    state = State(data=config.data.name, version=current_version(models))
     if state.version is not None:
         state.card = read_json(models / "champion" / CARD_FILE) or {}
     state.drift = DriftRecord.read(paths.drift)
@@ -151,7 +164,10 @@ def gather(root: Path, params: Path) -> State:
     state.pending_labels = pending_labels(paths.incoming)
     taken = read_json(paths.incoming / snapshot.STATE) or []
     state.unbatched_files = len(snapshot.new_files(paths.log_dir, set(taken)))
-    state.dvc_changed, state.dvc_error = dvc_changed(root)
+    if pipeline is None:
+        state.dvc_changed, state.dvc_error = dvc_changed(root)
+    else:
+        state.composed = project
     return state
 
 
@@ -180,13 +196,14 @@ def dvc_changed(root: Path) -> tuple[list[str] | None, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--json", action="store_true", help="the state as JSON")
+    parser.add_argument("--data", metavar="NAME", help="the data set (default: the composed one)")
 
 
 def main(args: argparse.Namespace) -> None:
     root = find_root(args.params.resolve().parent)
-    state = gather(root, args.params)
+    state = gather(root, args.params, args.data)
     if args.json:
         print(json.dumps({**state.__dict__, "next": next_action(state)}, indent=2, default=str))
         return
-    print(f"driftloop status: {root}")
+    print(f"driftloop status: {root}, data set {state.data}")
     print("\n".join(render(state)))

@@ -1,6 +1,8 @@
-"""The champion: the model that serves. data/models/champion is a symlink to
-data/models/versions/<v>, switched with one atomic rename, and the MLflow
-registry alias 'champion' points at the same version."""
+"""The champion: the model that serves. Each data set has its own models
+folder, data/models/<data set>: its champion is a symlink to versions/<v>
+there, switched with one atomic rename, and the MLflow registry alias
+'champion' of the data set's registered model points at the same version. A
+champion can therefore only ever meet models of its own data set."""
 
 from __future__ import annotations
 
@@ -14,6 +16,40 @@ from typing import Any
 
 from driftloop.core.model import CARD_FILE, MODEL_FILE
 from driftloop.errors import DriftloopError
+
+MODELS = Path("data/models")
+# the composition a version was trained with, kept beside it: what serves a
+# data set that is not the composed one reads it
+PARAMS_FILE = "params.yaml"
+# what a project kept in data/models itself when it had a single champion
+LEGACY = ("versions", "promoted.json", "champion")
+
+
+def models_folder(root: Path, data_name: str) -> Path:
+    """data/models/<data set>: its candidate, versions, champion and promoted.json."""
+    return root / MODELS / data_name
+
+
+def adopt_legacy(models: Path) -> str | None:
+    """Move the single champion of an older layout (data/models/champion,
+    versions/, promoted.json) into ``models``, its data set's folder, unless
+    its card names another data set; the version adopted, or None.
+
+    The link is moved last, and it is relative (versions/<v>): it never points
+    at a folder that is not there."""
+    parent = models.parent
+    link = parent / "champion"
+    if not link.is_symlink() or (models / "champion").is_symlink():
+        return None
+    card_file = link / CARD_FILE
+    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    if card.get("data", models.name) != models.name:
+        return None  # another data set's champion: that data set adopts it
+    models.mkdir(parents=True, exist_ok=True)
+    for name in LEGACY:
+        if (parent / name).exists() or (parent / name).is_symlink():
+            os.replace(parent / name, models / name)
+    return current_version(models)
 
 
 def current_version(models: Path) -> str | None:

@@ -4,7 +4,9 @@ champion on the same rows, and the curves DVC plots renders."""
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,9 @@ from driftloop.adapters import gx
 from driftloop.config.schema import DriftloopConfig, Problem
 from driftloop.core.metrics import compute_metrics, scores  # moved
 from driftloop.core.model import (
+    CARD_FILE,
     Columns,
+    load_model,
     model_input,
     split_xy,
 )
@@ -24,6 +28,32 @@ from driftloop.errors import DataError
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 101
+# what a model that cannot score a holdout raises (missing columns, a regressor
+# asked for classes, a wrong feature count): reported in one line, not a traceback
+SCORING_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
+
+
+def comparable_champion(folder: Path, config: DriftloopConfig) -> Any | None:
+    """The champion to hold the candidate against, or None (the first model).
+
+    Each data set has its own champion folder, so this is a second lock: a
+    champion whose card names another data set or problem type is never
+    compared, and one line says so."""
+    model = load_model(folder)
+    if model is None:
+        return None
+    card_file = folder / CARD_FILE
+    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    expected = (config.data.name, config.data.problem.value)
+    found = (card.get("data", expected[0]), card.get("problem", expected[1]))
+    if found != expected:
+        log.warning(
+            "evaluate: the champion at %s is a %s model of data set '%s', not a %s model of "
+            "'%s'; comparing to the minimums only",
+            folder, found[1], found[0], expected[1], expected[0],
+        )  # fmt: skip
+        return None
+    return model
 
 
 def slice_metrics(
@@ -195,11 +225,12 @@ def build_report(
     if champion is not None:
         try:
             champion_metrics = evaluate_model(champion, frame, config, cols)["metrics"]
-        except (KeyError, ValueError) as exc:
+        except SCORING_ERRORS as exc:
             log.warning(
-                "evaluate: the champion cannot score this holdout (%s); comparing to minimums only",
-                exc,
-            )
+                "evaluate: the champion cannot score this holdout (%s: %s); comparing to the "
+                "minimums only",
+                type(exc).__name__, exc,
+            )  # fmt: skip
     return {
         "candidate": result["metrics"],
         "champion": champion_metrics,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -15,15 +16,38 @@ from driftloop.adapters import tracking
 from driftloop.config.compose import find_root
 from driftloop.config.schema import DriftloopConfig
 from driftloop.core import lineage
+from driftloop.core.champion import PARAMS_FILE, adopt_legacy
 from driftloop.core.model import CARD_FILE, MODEL_FILE, run_file
 from driftloop.core.outputs import atomic_dir, write_json
 
+log = logging.getLogger(__name__)
 
-def switch_champion(models: Path, version: str, candidate: Path, meta: dict[str, Any]) -> Path:
-    """Copy the candidate to versions/<v>, then atomically repoint champion at it."""
+
+def adopt(config: DriftloopConfig, root: Path, models: Path) -> None:
+    """An older project's single champion becomes its data set's (local folder
+    and registered model), with one line saying so."""
+    version = adopt_legacy(models)
+    if version is None:
+        return
+    tracking.configure(config.tracking, root)
+    old, new = config.tracking.registered_model, config.model_name
+    renamed = tracking.rename_model(old, new)
+    registry = f"registered model '{old}' is now '{new}'" if renamed else "registry unchanged"
+    log.warning(
+        "adopted the single champion of %s (version %s) for data set %s: now %s; %s",
+        models.parent, version, config.data.name, models, registry,
+    )  # fmt: skip
+
+
+def switch_champion(
+    models: Path, version: str, candidate: Path, meta: dict[str, Any], params: Path
+) -> Path:
+    """Copy the candidate (and the params it was trained with) to versions/<v>,
+    then atomically repoint champion at it."""
     target = models / "versions" / version
     with atomic_dir(target) as folder:
         shutil.copy2(candidate / MODEL_FILE, folder / MODEL_FILE)
+        shutil.copy2(params, folder / PARAMS_FILE)
         card = json.loads((candidate / CARD_FILE).read_text())
         write_json(folder / CARD_FILE, {**card, **meta})
     point_champion(models, version)
@@ -53,7 +77,7 @@ def register_champion(
     if uri is None:  # the training run is not known here: log the model file itself
         model = pickle.loads((candidate / MODEL_FILE).read_bytes())
         uri = tracking.log_model_file(model, None, "promote", {"driftloop.stage": "promote"})
-    name = config.tracking.registered_model
+    name = config.model_name
     previous = tracking.alias_version(name, tracking.CHAMPION) or previous
     tags = {"driftloop.previous_champion": previous or "", "git.commit": lineage.git_commit(root)}
     tags |= {f"driftloop.{key}": str(meta[key]) for key in ("trained_at", "promoted_at")}
@@ -76,7 +100,7 @@ def training_run(candidate: Path) -> dict[str, str]:
 def registry_champion(config: DriftloopConfig, params: Path) -> str | None:
     """The version the registry's champion alias points at (None without one)."""
     tracking.configure(config.tracking, find_root(params.resolve().parent))
-    return tracking.alias_version(config.tracking.registered_model, tracking.CHAMPION)
+    return tracking.alias_version(config.model_name, tracking.CHAMPION)
 
 
 def same_model(candidate: Path, champion: Path) -> bool:

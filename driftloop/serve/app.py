@@ -1,8 +1,10 @@
-"""The HTTP API: /predict, /health, /ready, /model, /metrics and /docs.
+"""The HTTP API: /predict, /health, /ready, /model, /metrics and /docs, and
+/predict/<name> and /model/<name> for every served data set.
 
-``create_app(settings)`` builds the app: one Service in ``app.state``, the
-routes of ``driftloop.serve.routes``, the Guard middleware, the lifespan that
-loads and watches the champion, and the error handlers.
+``create_app(settings)`` builds the app: one Service per data set in
+``app.state`` (the composed one is the default), the routes of
+``driftloop.serve.routes``, the Guard middleware, the lifespan that loads and
+watches each champion, and the error handlers.
 ``driftloop.serve.asgi:app`` builds it from the environment for any uvicorn or
 gunicorn command line.
 """
@@ -23,45 +25,60 @@ from threadpoolctl import threadpool_limits
 
 from driftloop.serve.batcher import ScoringError
 from driftloop.serve.guard import REQUEST_ID, Guard
+from driftloop.serve.metrics import ServiceMetrics
 from driftloop.serve.request import RequestError
-from driftloop.serve.routes import PREDICT, request_body, router
-from driftloop.serve.service import Service, Settings
+from driftloop.serve.routes import PREDICT, data_set_router, record_ref, request_body, router
+from driftloop.serve.service import Service, Settings, data_sets
 
 
 def create_app(settings: Settings) -> FastAPI:
-    service = Service(settings)
+    metrics = ServiceMetrics()
+    services = {
+        name: Service(config, settings, metrics.of(name))
+        for name, config in data_sets(settings).items()
+    }
+    default = settings.config.data.name
     app = FastAPI(
         title="driftloop",
-        summary=f"Predictions of the champion model for {settings.config.data.name}",
+        summary=f"Predictions of the champion models for {', '.join(services)}",
         lifespan=lifespan,
         exception_handlers={RequestError: invalid, ScoringError: failed},
     )
-    app.state.service = service
+    app.state.service = services[default]
+    app.state.services = services
+    app.state.metrics = metrics
     app.include_router(router)
-    _document_records(app, service)
-    app.add_middleware(Guard, service=service)
+    for name in services:
+        app.include_router(data_set_router(name))
+    _document_records(app, services, default)
+    app.add_middleware(
+        Guard, metrics=metrics, limit=settings.config.serve.max_body_bytes, names=list(services)
+    )
     return app
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service: Service = app.state.service
-    limits = threadpool_limits(service.config.serve.model_threads)
-    service.log.start()
-    await service.refresh()
-    service.batcher.start()
+    services: dict[str, Service] = app.state.services
+    limits = threadpool_limits(app.state.service.config.serve.model_threads)
+    for service in services.values():
+        service.log.start()
+        await service.refresh()
+        service.batcher.start()
     # Everything loaded so far lives as long as the process: keep it out of
     # the collector's full passes, which otherwise stall requests for tens of ms.
     gc.collect()
     gc.freeze()
-    watcher = asyncio.get_running_loop().create_task(service.watch())
+    loop = asyncio.get_running_loop()
+    watchers = [loop.create_task(service.watch()) for service in services.values()]
     try:
         yield
     finally:
-        watcher.cancel()
-        await service.batcher.stop()
-        service.log.close()
-        service.metrics.close()
+        for service, watcher in zip(services.values(), watchers, strict=True):
+            watcher.cancel()
+            await service.batcher.stop()
+            service.log.close()
+        app.state.metrics.close()
         limits.restore_original_limits()
         gc.unfreeze()
 
@@ -82,18 +99,23 @@ async def failed(request: Request, exc: ScoringError) -> JSONResponse:
     )
 
 
-def _document_records(app: FastAPI, service: Service) -> None:
-    """/predict's request body and the record schema its references point to."""
+def _document_records(app: FastAPI, services: dict[str, Service], default: str) -> None:
+    """Each /predict's request body and the record schemas its references point to."""
     generate = app.openapi
+    bodies = {PREDICT: (services[default], record_ref(None))}
+    bodies |= {f"{PREDICT}/{name}": (each, record_ref(name)) for name, each in services.items()}
+    bodies[f"{PREDICT}/{default}"] = bodies[PREDICT]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = generate()
-            spec["paths"][PREDICT]["post"]["requestBody"] = request_body(service)
+            for path, (service, ref) in bodies.items():
+                spec["paths"][path]["post"]["requestBody"] = request_body(service, ref)
             # FastAPI's own last pass, as for a route's openapi_extra: the same document
             spec = jsonable_encoder(OpenAPI(**spec), by_alias=True, exclude_none=True)
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            schemas["Record"] = service.request.record_schema()
+            for service, ref in bodies.values():
+                schemas[ref.rpartition("/")[2]] = service.request.record_schema()
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -1,6 +1,6 @@
 """Where the service gets its model, and how it notices a new champion.
 
-Two sources: the local champion (data/models/champion, a symlink that promote
+Two sources: the local champion (data/models/<data set>/champion, a symlink that promote
 and rollback switch with one rename) or the registry alias ``champion``. Each
 has a cheap ``key`` (the link target, the alias's version) that the service
 polls; a changed key means load the new model, check it, then swap.
@@ -36,11 +36,11 @@ class Source(Protocol):
 
 
 class LocalChampion:
-    """data/models/champion -> versions/<v>: model.pkl and card.json."""
+    """data/models/<data set>/champion -> versions/<v>: model.pkl and card.json."""
 
     def __init__(self, config: DriftloopConfig, models: Path) -> None:
         self.config = config
-        self.link = models / "champion"
+        self.link = models / config.data.name / "champion"
 
     def key(self) -> str | None:
         return os.path.realpath(self.link) if (self.link / MODEL_FILE).is_file() else None
@@ -49,7 +49,7 @@ class LocalChampion:
         loaded = load_champion(Path(key))
         card = loaded.card
         info = {
-            "name": self.config.tracking.registered_model,
+            "name": self.config.model_name,
             "version": loaded.version,
             "run_id": card.get("run_id"),
             "trained_at": card.get("trained_at"),
@@ -70,10 +70,10 @@ class RegistryChampion:
         tracking.configure(config.tracking, root)
 
     def key(self) -> str | None:
-        return tracking.alias_version(self.config.tracking.registered_model, tracking.CHAMPION)
+        return tracking.alias_version(self.config.model_name, tracking.CHAMPION)
 
     def load(self, key: str) -> Champion:
-        name = self.config.tracking.registered_model
+        name = self.config.model_name
         model = tracking.download_model(name, key)
         info = {"name": name, "source": "registry", **tracking.version_info(name, key)}
         return Champion(key, key, _predictor(model, self.config), info)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from driftloop.config.compose import find_root
 from driftloop.core import runner
+from driftloop.core.champion import MODELS
 from driftloop.core.model import MODEL_FILE
+from driftloop.core.promotion import adopt
 from driftloop.errors import DriftloopError
 from driftloop.serve.metrics import MULTIPROC_ENV
-from driftloop.serve.service import Settings
+from driftloop.serve.service import Settings, data_sets
 
 log = logging.getLogger("driftloop.serve")
 ENV_PARAMS = "DRIFTLOOP_PARAMS"
@@ -28,14 +30,16 @@ def settings_from_env() -> Settings:
     params = Path(os.environ.get(ENV_PARAMS, "params.yaml")).resolve()
     config = runner.load_params(params)
     root = find_root(params.parent)
-    models = Path(os.environ.get(ENV_MODELS) or root / "data" / "models")
+    models = Path(os.environ.get(ENV_MODELS) or root / MODELS)
     log_dir = Path(os.environ.get(ENV_LOG) or root / config.serve.prediction_log_dir)
     return Settings(config, root, models.resolve(), log_dir.resolve())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--models", type=Path, default=Path("data/models"))
+    parser.add_argument(
+        "--models", type=Path, default=MODELS, help="the folder of every data set's models"
+    )
     parser.add_argument("--log-dir", type=Path, help="default: serve.prediction_log_dir")
     parser.add_argument("--host", help="default: serve.host")
     parser.add_argument("--port", type=int, help="default: serve.port")
@@ -48,10 +52,15 @@ def main(args: argparse.Namespace) -> None:
 
     config = runner.load_params(args.params)
     serve = config.serve
-    if not serve.from_registry and not (args.models / "champion" / MODEL_FILE).is_file():
-        raise DriftloopError(
-            f"no champion model at {args.models / 'champion'}: run `make run` (dvc repro) first"
-        )
+    root = find_root(args.params.resolve().parent)
+    if not serve.from_registry:
+        adopt(config, root, args.models / config.data.name)
+    for name in data_sets(Settings(config, root, args.models, Path())):
+        champion = args.models / name / "champion"
+        if not serve.from_registry and not (champion / MODEL_FILE).is_file():
+            raise DriftloopError(
+                f"no champion model at {champion}: run `make run` (dvc repro) first"
+            )
     os.environ[ENV_PARAMS] = str(args.params.resolve())
     os.environ[ENV_MODELS] = str(args.models.resolve())
     if args.log_dir is not None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import orjson
 
-from driftloop.serve.service import Service
+from driftloop.serve.metrics import ServiceMetrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -20,15 +20,20 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID = "driftloop.request_id"
 PATHS = {"/predict", "/health", "/ready", "/model", "/metrics"}
+NAMED = ("predict", "model")
 
 
 class Guard:
     """Pure ASGI middleware: request id, body size limit, metrics of every request."""
 
-    def __init__(self, app: ASGIApp, service: Service) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, limit: int, names: Iterable[str] = ()
+    ) -> None:
         self.app = app
-        self.service = service
-        self.limit = service.config.serve.max_body_bytes
+        self.metrics = metrics
+        self.limit = limit
+        # each data set's routes are counted under their own path; others as "other"
+        self.paths = PATHS | {f"/{route}/{name}" for name in names for route in NAMED}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,8 +59,8 @@ class Guard:
             else:
                 await self.app(scope, _replay(body), send_wrapper)
         finally:
-            path = scope["path"] if scope["path"] in PATHS else "other"
-            self.service.metrics.observe_request(path, status, time.perf_counter() - started)
+            path = scope["path"] if scope["path"] in self.paths else "other"
+            self.metrics.observe_request(path, status, time.perf_counter() - started)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the limit."""

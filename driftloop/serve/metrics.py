@@ -65,6 +65,9 @@ def shared_folder() -> Path | None:
 
 
 class ServiceMetrics:
+    """The process's metrics: requests by path, and per data set (label ``data``)
+    the model's scores, calls, version, reloads and logged rows."""
+
     def __init__(self) -> None:
         self.folder = shared_folder()
         self.registry = CollectorRegistry()
@@ -83,33 +86,44 @@ class ServiceMetrics:
         self.score = Histogram(
             "driftloop_prediction_score",
             "Predicted score: probability of the positive (binary) or chosen (multiclass) class",
+            ["data"],
             buckets=SCORE_BUCKETS,
             registry=r,
         )
         self.value = Histogram(
-            "driftloop_prediction_value", "Predicted value (regression)", registry=r
+            "driftloop_prediction_value", "Predicted value (regression)", ["data"], registry=r
         )
         self.batch_rows = Histogram(
-            "driftloop_batch_rows", "Rows per model call", buckets=BATCH_BUCKETS, registry=r
+            "driftloop_batch_rows",
+            "Rows per model call",
+            ["data"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
         )
         self.model = Gauge(
             MODEL_INFO,
-            "The model version being served",
-            ["version"],
+            "The model version being served, per data set",
+            ["data", "version"],
             registry=r,
             multiprocess_mode="liveall",
         )
         self.reloads = Counter(
-            "driftloop_model_reloads", "Model reloads by outcome", ["outcome"], registry=r
+            "driftloop_model_reloads", "Model reloads by outcome", ["data", "outcome"], registry=r
         )
         self.logged = Counter(
-            "driftloop_prediction_log_rows", "Rows written to the prediction log", registry=r
+            "driftloop_prediction_log_rows",
+            "Rows written to the prediction log",
+            ["data"],
+            registry=r,
         )
         if self.folder is not None:
             self.registry.register(Workers(self.folder))
         self._children: dict[tuple[str, int], Any] = {}
         self._timers: dict[str, Any] = {}
-        self._version: str | None = None
+
+    def of(self, data: str) -> ModelMetrics:
+        """The series of one data set's model."""
+        return ModelMetrics(self, data)
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         key = (path, status)
@@ -122,6 +136,27 @@ class ServiceMetrics:
             timer = self._timers[path] = self.latency.labels(path)
         timer.observe(seconds)
 
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """The process stops serving: its model versions leave the merged info gauge."""
+        if self.folder is not None:
+            multiprocess.mark_process_dead(os.getpid(), str(self.folder))  # type: ignore[no-untyped-call]
+
+
+class ModelMetrics:
+    """One data set's series, their label bound once (not on every request)."""
+
+    def __init__(self, metrics: ServiceMetrics, data: str) -> None:
+        self.metrics = metrics
+        self.data = data
+        self.score = metrics.score.labels(data)
+        self.value = metrics.value.labels(data)
+        self.batch_rows = metrics.batch_rows.labels(data)
+        self.logged = metrics.logged.labels(data)
+        self._version: str | None = None
+
     def observe_scores(self, label: np.ndarray, proba: np.ndarray | None) -> None:
         if proba is None:
             for value in label.tolist():
@@ -131,22 +166,18 @@ class ServiceMetrics:
         for value in primary.tolist():
             self.score.observe(value)
 
+    def reloaded(self, outcome: str) -> None:
+        self.metrics.reloads.labels(self.data, outcome).inc()
+
     def serving(self, version: str) -> None:
-        if self.folder is None:
-            self.model.clear()
-        elif self._version is not None and self._version != version:
-            # a file's entries cannot be removed: 0 marks the version no longer served
-            self.model.labels(self._version).set(0)
-        self.model.labels(version).set(1)
+        model = self.metrics.model
+        if self._version is not None and self._version != version:
+            if self.metrics.folder is None:
+                model.remove(self.data, self._version)
+            else:  # a file's entries cannot be removed: 0 marks the version no longer served
+                model.labels(self.data, self._version).set(0)
+        model.labels(self.data, version).set(1)
         self._version = version
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-    def close(self) -> None:
-        """The process stops serving: its model version leaves the merged info gauge."""
-        if self.folder is not None:
-            multiprocess.mark_process_dead(os.getpid(), str(self.folder))  # type: ignore[no-untyped-call]
 
 
 class Workers:

@@ -1,10 +1,12 @@
-"""The routes: /predict, /health, /ready, /model and /metrics.
+"""The routes: /predict, /health, /ready, /model and /metrics, and per data set
+/predict/<name> and /model/<name>.
 
-They are module-level and reach the app's Service through a dependency
-(``ServiceDep``): ``create_app`` puts one Service in ``app.state`` and includes
-``router``. /predict reads the raw body and validates it with the service's
-own request model, which is faster than FastAPI's; its request body is
-therefore documented by ``request_body`` rather than by a parameter.
+The common ones are module-level and reach the default data set's Service
+through a dependency (``ServiceDep``): ``create_app`` puts the Services in
+``app.state`` and includes ``router`` and one ``data_set_router`` per data set.
+/predict reads the raw body and validates it with the service's own request
+model, which is faster than FastAPI's; its request body is therefore
+documented by ``request_body`` rather than by a parameter.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ async def get_service(request: Request) -> Service:
 
 async def get_keyed_service(request: Request) -> Service:
     """The app's Service, for a request with the right API key (401 otherwise)."""
-    service: Service = request.app.state.service  # no second await on /predict's path
+    return keyed(request, request.app.state.service)  # no second await on /predict's path
+
+
+def keyed(request: Request, service: Service) -> Service:
     if not service.key_ok(request.headers.get("x-api-key")):
         raise HTTPException(401, "missing or wrong API key (header X-API-Key)")
     return service
@@ -48,22 +53,27 @@ KeyedServiceDep = Annotated[Service, Depends(get_keyed_service)]
 
 
 router = APIRouter()
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": PredictResponse, "description": "one prediction per record, in order"},
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    413: {"model": Problem, "description": "body larger than serve.max_body_bytes"},
+    415: {"model": Problem, "description": "body is not JSON"},
+    422: {"model": Invalid, "description": "which record, which field, what was expected"},
+    503: {"model": Problem, "description": "no model loaded yet"},
+}
+MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong API key"},
+    503: {"description": "no model loaded yet"},
+}
 
 
-@router.post(
-    PREDICT,
-    response_model=None,
-    responses={
-        200: {"model": PredictResponse, "description": "one prediction per record, in order"},
-        401: {"model": Problem, "description": "missing or wrong API key"},
-        413: {"model": Problem, "description": "body larger than serve.max_body_bytes"},
-        415: {"model": Problem, "description": "body is not JSON"},
-        422: {"model": Invalid, "description": "which record, which field, what was expected"},
-        503: {"model": Problem, "description": "no model loaded yet"},
-    },
-)
+@router.post(PREDICT, response_model=None, responses=PREDICT_RESPONSES)
 async def predict(request: Request, service: KeyedServiceDep) -> Response:
-    """Score one record or a list of records with the champion."""
+    """Score one record or a list of records with the default data set's champion."""
+    return await answer(request, service)
+
+
+async def answer(request: Request, service: Service) -> Response:
     rid = request.scope[REQUEST_ID]
     if service.champion is None:
         raise HTTPException(503, "no model is loaded yet")
@@ -90,24 +100,26 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "no model answers the probe"}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    """A model is loaded and answers a probe record."""
+@router.get("/ready", responses={503: {"description": "a data set's model is not ready"}})
+async def ready(request: Request, service: ServiceDep) -> JSONResponse:
+    """Every served data set has a model loaded that answers a probe record."""
+    services: dict[str, Service] = request.app.state.services
     current = service.champion
-    if current is None or not service.ready():
+    if current is None or not all(each.ready() for each in services.values()):
         return JSONResponse({"status": "not ready"}, status_code=503)
-    return JSONResponse({"status": "ready", "model_version": current.version})
+    body: dict[str, Any] = {"status": "ready", "model_version": current.version}
+    if len(services) > 1:
+        body["models"] = {name: each.version() for name, each in services.items()}
+    return JSONResponse(body)
 
 
-@router.get(
-    "/model",
-    responses={
-        401: {"description": "missing or wrong API key"},
-        503: {"description": "no model loaded yet"},
-    },
-)
+@router.get("/model", responses=MODEL_RESPONSES)
 async def model(service: KeyedServiceDep) -> dict[str, Any]:
-    """The served model: name, version, run id, when trained, holdout metrics."""
+    """The default data set's model: name, version, run id, when trained, holdout metrics."""
+    return describe(service)
+
+
+def describe(service: Service) -> dict[str, Any]:
     current = service.champion
     if current is None:
         raise HTTPException(503, "no model is loaded yet")
@@ -115,19 +127,51 @@ async def model(service: KeyedServiceDep) -> dict[str, Any]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(service: ServiceDep) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format."""
-    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def request_body(service: Service) -> dict[str, Any]:
-    """/predict's request body for the OpenAPI document: one record or a list."""
+def data_set_router(name: str) -> APIRouter:
+    """/predict/<name> and /model/<name>: one data set's Service."""
+    named = APIRouter(tags=[name])
+
+    async def keyed_service(request: Request) -> Service:
+        return keyed(request, request.app.state.services[name])
+
+    # a default value, not an annotation: the dependency is local to this router
+    # and the module's annotations are strings FastAPI resolves in its globals
+    keyed_dependency = Depends(keyed_service)
+
+    @named.post(
+        f"{PREDICT}/{name}",
+        response_model=None,
+        responses=PREDICT_RESPONSES,
+        description=f"Score one record or a list of records with the champion of {name}.",
+    )
+    async def predict_data_set(request: Request, service: Service = keyed_dependency) -> Response:
+        return await answer(request, service)
+
+    @named.get(f"/model/{name}", responses=MODEL_RESPONSES, description=f"The champion of {name}.")
+    async def model_of_data_set(service: Service = keyed_dependency) -> dict[str, Any]:
+        return describe(service)
+
+    return named
+
+
+def record_ref(name: str | None) -> str:
+    """The OpenAPI component of a data set's record (None: the default's)."""
+    return RECORD_REF if name is None else f"{RECORD_REF}_{name}"
+
+
+def request_body(service: Service, ref: str) -> dict[str, Any]:
+    """A /predict request body for the OpenAPI document: one record or a list."""
     example = service.request.example
     return {
         "required": True,
         "content": {
             "application/json": {
-                "schema": service.request.schema(RECORD_REF),
+                "schema": service.request.schema(ref),
                 "examples": {
                     "one": {"summary": "one record", "value": example},
                     "many": {"summary": "a list of records", "value": [example]},

@@ -1,4 +1,5 @@
-"""What one serving process holds: the champion, the batcher, the log, the metrics.
+"""What one serving process holds per data set: the champion, the batcher, the
+log, the metrics.
 
 The HTTP layer (``driftloop.serve.app``) is thin over this. A request's records
 are validated, queued for the micro-batcher, scored with the champion of the
@@ -14,20 +15,23 @@ import hmac
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from driftloop.config.compose import load
 from driftloop.config.schema import DriftloopConfig, Problem
+from driftloop.core.champion import PARAMS_FILE
 from driftloop.core.plan import plan
 from driftloop.core.predictor import Outputs, Scores, input_columns, to_columns
+from driftloop.errors import ConfigError
 from driftloop.serve import champion as champions
 from driftloop.serve import request as requests
 from driftloop.serve.batcher import Job, MicroBatcher
-from driftloop.serve.metrics import ServiceMetrics
+from driftloop.serve.metrics import ModelMetrics
 from driftloop.serve.predlog import Entry, PredictionLog, log_schema
 
 log = logging.getLogger("driftloop.serve")
@@ -47,9 +51,30 @@ class Answer:
     predictions: list[dict[str, Any]]
 
 
+def data_sets(settings: Settings) -> dict[str, DriftloopConfig]:
+    """What each served data set is, the composed one (the default) first.
+
+    Another data set's data, features and expectations are those its champion
+    was trained with (the params.yaml beside it); the process's serve and
+    tracking settings apply to all."""
+    composed = settings.config
+    found = {composed.data.name: composed}
+    for name in composed.serve.models:
+        if name in found:
+            continue
+        params = settings.models / name / "champion" / PARAMS_FILE
+        if not params.is_file():
+            raise ConfigError(
+                f"serve.models lists '{name}', but {params} is missing: promote a champion of "
+                f"'{name}' first (compose it and run `dvc repro`)"
+            )
+        config = load(params, name=f"serve.models '{name}': {params}")
+        found[name] = replace(config, serve=composed.serve, tracking=composed.tracking)
+    return found
+
+
 class Service:
-    def __init__(self, settings: Settings) -> None:
-        config = settings.config
+    def __init__(self, config: DriftloopConfig, settings: Settings, metrics: ModelMetrics) -> None:
         self.config = config
         data = config.data
         feature_plan = plan(config.features, data)
@@ -57,7 +82,7 @@ class Service:
         self.request = requests.build(data, inputs, config.expectations, config.serve.max_records)
         self.extras = [c for c in (data.columns.id, data.columns.timestamp) if c]
         self.outputs = Outputs.of(data)
-        self.metrics = ServiceMetrics()
+        self.metrics = metrics
         self.source = champions.source(config, settings.root, settings.models)
         self.champion: champions.Champion | None = None
         self._failed_key: str | None = None
@@ -65,7 +90,10 @@ class Service:
             {c: data.schema[c] for c in [*inputs, *self.extras]}, self.outputs.arrow_types(data)
         )
         self.log = PredictionLog(
-            settings.log_dir, schema, config.serve.flush_seconds, self.metrics.logged.inc
+            settings.log_dir / data.name,
+            schema,
+            config.serve.flush_seconds,
+            self.metrics.logged.inc,
         )
         self.batcher: MicroBatcher[Answer] = MicroBatcher(self.score, config.serve.max_batch_rows)
         self.batcher.on_batch = self.metrics.batch_rows.observe
@@ -134,14 +162,14 @@ class Service:
             loaded = await asyncio.to_thread(self._load, key)
         except Exception as exc:
             self._failed_key = key
-            self.metrics.reloads.labels("failed").inc()
+            self.metrics.reloaded("failed")
             log.error("serve: cannot load the new champion (%s): %s; keeping the old one", key, exc)
             return False
         if self.outputs.problem is Problem.multiclass:
             names = self.outputs.class_columns(loaded.predictor.classes)
             self.log.add_columns({name: pa.float64() for name in names})
         self.champion = loaded
-        self.metrics.reloads.labels("loaded").inc()
+        self.metrics.reloaded("loaded")
         self.metrics.serving(loaded.version)
         log.info("serve: now serving version %s (%s)", loaded.version, loaded.info.get("source"))
         return True
@@ -158,6 +186,10 @@ class Service:
                 await self.refresh()
             except Exception:
                 log.exception("serve: checking for a new champion failed")
+
+    def version(self) -> str | None:
+        current = self.champion
+        return None if current is None else current.version
 
     def ready(self) -> bool:
         current = self.champion

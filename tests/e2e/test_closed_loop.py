@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import commit, env, sh
+from tests.e2e.test_model_loop import registry_champion
 from tests.howtos import howto, run
 
 pytestmark = pytest.mark.slow
@@ -34,15 +35,8 @@ def read_simulation(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[
         root / f"reports/simulation/{scenario}/timeline.csv",
         dtype={"served_by": str, "champion_after": str},
     )
-    lines = (root / "reports/loop/decisions.jsonl").read_text().splitlines()
+    lines = (root / "reports/loop/car_loan/decisions.jsonl").read_text().splitlines()
     return timeline, [json.loads(line) for line in lines]
-
-
-def registry_champion(root: Path) -> str:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    return str(client.get_model_version_by_alias("driftloop", "champion").version)
 
 
 def experiment_runs(root: Path) -> list[Any]:
@@ -64,7 +58,7 @@ def test_no_drift_means_no_action(copy: Path) -> None:
     assert set(timeline["action"]) == {"none"}
     assert max(d["deviation_percent"] for d in decisions) < 2
     assert len(decisions) == len(timeline)  # one logged decision per pass
-    assert os.readlink(copy / "data/models/champion") == "versions/1"
+    assert os.readlink(copy / "data/models/car_loan/champion") == "versions/1"
     assert (copy / "reports/simulation/none/timeline.html").is_file()
 
 
@@ -81,9 +75,9 @@ def test_label_noise_warns(copy: Path) -> None:
     warned = [d for d in decisions if d["action"] == "warn"]
     assert all(2 <= d["deviation_percent"] < 5 for d in warned)
     assert warned[0]["primary"]["basis"] == "realised"
-    alert = (copy / "reports/loop/alerts.log").read_text()
+    alert = (copy / "reports/loop/car_loan/alerts.log").read_text()
     assert f"WARN batch {warned[0]['batch']}" in alert
-    assert (copy / f"reports/loop/monitoring-{warned[0]['batch']}.html").is_file()
+    assert (copy / f"reports/loop/car_loan/monitoring-{warned[0]['batch']}.html").is_file()
 
 
 def test_a_learnable_change_retrains_and_the_new_champion_serves(copy: Path) -> None:
@@ -132,7 +126,7 @@ def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
     }
     assert len(grid) == len(runs)
     # the champion is unchanged, locally and in the registry
-    assert os.readlink(copy / "data/models/champion") == "versions/1"
+    assert os.readlink(copy / "data/models/car_loan/champion") == "versions/1"
     assert registry_champion(copy) == "1"
     assert set(timeline["champion_after"].astype(str)) == {"1"}
 
@@ -150,8 +144,8 @@ def test_a_controller_killed_mid_retrain_is_finished_by_the_next(copy: Path) -> 
         "evidence": [],
         "alerts": [],
     }
-    journal = copy / ".driftloop/acting.json"
-    journal.parent.mkdir()
+    journal = copy / ".driftloop/car_loan/acting.json"
+    journal.parent.mkdir(parents=True)
     pending = {"started_at": "t", "action": "retrain", "drift": drift, "drift_digest": "d"}
     journal.write_text(json.dumps(pending | {"champion": "1", "snapshot": None}))
     first = subprocess.Popen(
@@ -166,10 +160,10 @@ def test_a_controller_killed_mid_retrain_is_finished_by_the_next(copy: Path) -> 
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    assert journal.is_file() and not (copy / "reports/loop/decisions.jsonl").exists()
+    assert journal.is_file() and not (copy / "reports/loop/car_loan/decisions.jsonl").exists()
     sh(["driftloop", "loop", "--once"], copy)
-    decisions = (copy / "reports/loop/decisions.jsonl").read_text().splitlines()
+    decisions = (copy / "reports/loop/car_loan/decisions.jsonl").read_text().splitlines()
     assert len(decisions) == 1 and not journal.exists()
     outcome = json.loads(decisions[0])["outcome"]
     assert outcome["promoted"] and outcome["champion_after"] == "2"
-    assert os.readlink(copy / "data/models/champion") == "versions/2"
+    assert os.readlink(copy / "data/models/car_loan/champion") == "versions/2"

@@ -26,7 +26,7 @@ import yaml
 from driftloop.controller.experiments import queue_status
 from driftloop.core.host import free_port
 from tests.conftest import BIN, commit, env, sh
-from tests.e2e.test_model_loop import client
+from tests.e2e.test_model_loop import client, registry_champion
 from tests.e2e.test_pipeline import INFERENCE_STAGES, MODEL_STAGES, stages_run
 from tests.e2e.test_server import model_info, wait_for
 from tests.howtos import apply, howto, run
@@ -38,11 +38,7 @@ pytestmark = pytest.mark.slow
 
 
 def champion(root: Path) -> str:
-    return os.readlink(root / "data/models/champion")
-
-
-def alias(root: Path) -> str:
-    return str(client(root).get_model_version_by_alias("driftloop", "champion").version)
+    return os.readlink(root / "data/models/car_loan/champion")
 
 
 def test_add_a_feature_then_roll_back(copy: Path) -> None:
@@ -55,13 +51,13 @@ def test_add_a_feature_then_roll_back(copy: Path) -> None:
     ]  # fmt: skip
     names = json.loads((copy / "metrics/featurize.json").read_text())["features"]
     assert "value_per_month" in names
-    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert "value_per_month" in card["numeric"] and card["version"] == "2"
     assert "metrics/eval.json" in run(diff, copy)
 
     rollback, status = howto("Roll back").commands
     assert "is now version 1 (was 2)" in run(rollback, copy)
-    assert champion(copy) == "versions/1" and alias(copy) == "1"
+    assert champion(copy) == "versions/1" and registry_champion(copy) == "1"
     assert "version 1: hgb on car_loan" in run(status, copy)
     again = run(rollback, copy, check=False)
     assert "nothing to roll back to" in again
@@ -119,12 +115,12 @@ def test_serve_then_switch_the_model_under_load(copy: Path) -> None:
     finally:
         server.terminate()
     assert stages_run(out) == ["check_params", *MODEL_STAGES, *INFERENCE_STAGES], out
-    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert card["model"] == "extra_trees" and champion(copy) == "versions/2"
     tally = generator.tally
     assert not tally.errors, tally.errors[:5]
     assert all(answers[-1][1] == "2" for answers in tally.versions)
-    logged = pq.read_table(copy / "data/prediction_log")
+    logged = pq.read_table(copy / "data/prediction_log/car_loan")
     assert logged.num_rows == tally.ok + 1  # and the how-to's own request
     assert set(logged.column("model_version").to_pylist()) == {"1", "2"}
 
@@ -188,7 +184,7 @@ def test_use_an_s3_remote(
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
     run(pull, clone)
-    for name in ("data/raw/data.parquet", "data/features/train", "data/models/candidate"):
+    for name in ("data/raw/data.parquet", "data/features/train", "data/models/car_loan/candidate"):
         path = copy / name
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:

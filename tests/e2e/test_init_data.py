@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from driftloop.adapters import nml
@@ -13,7 +11,6 @@ from driftloop.config.compose import compose
 from driftloop.core.data import read_table_file
 from tests.conftest import sh
 from tests.e2e.test_problem_types import train_through_the_gates
-from tests.howtos import howto, run
 from tests.unit.controller.test_init_data import NANNYML, loans, onboard
 
 
@@ -44,24 +41,3 @@ def test_a_nannyml_data_set_onboards_with_yaml_only(case: str, project: Path) ->
     assert config.data.problem.value == case
     metrics = train_through_the_gates(config, project / f"{name}.parquet")
     assert set(metrics) == metric_names
-
-
-@pytest.mark.slow
-def test_the_howto_onboards_a_csv_to_a_promoted_champion(project: Path) -> None:
-    """The "Onboard a CSV" how-to's commands as written, on a CSV made here."""
-    init, compose, repro = howto("Onboard a CSV").commands
-    frame = loans(6000)  # the target written as text: init-data reads no/yes as 0/1
-    frame.assign(repaid=frame["repaid"].map({0: "no", 1: "yes"})).to_csv(
-        project / "data/loans.csv", index=False
-    )
-    printed = run(init, project)
-    assert f"  {compose}\n" in printed, "init-data prints the how-to's compose line"
-    run(compose, project)
-    run(repro, project)
-    promotion = json.loads((project / "metrics/promotion.json").read_text())
-    assert promotion["promoted"] is True
-    raw = pd.read_parquet(project / "data/raw/data.parquet")
-    assert raw["repaid"].tolist() == frame["repaid"].tolist()
-    card = json.loads((project / "data/models/champion/card.json").read_text())
-    assert card["data"] == "loans" and card["version"] == "1"
-    assert sh(["dvc", "status"], project).stdout.strip() == "Data and pipelines are up to date."

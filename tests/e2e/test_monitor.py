@@ -40,7 +40,7 @@ def test_no_batch_yet_records_none(done: Path, tmp_path: Path) -> None:
         "--holdout",
         str(done / "data/features/holdout"),
         "--champion",
-        str(done / "data/models/champion"),
+        str(done / "data/models/car_loan/champion"),
         "--incoming",
         str(tmp_path / "none"),
         "--metrics",

@@ -74,7 +74,7 @@ def test_a_fresh_clone_gets_its_own_champion_and_stays_clean(copy: Path, tmp_pat
     sh(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
     out = sh(["dvc", "repro"], clone).stdout
     assert "promote" in stages_run(out)
-    assert (clone / "data/models/champion/model.pkl").is_file()
+    assert (clone / "data/models/car_loan/champion/model.pkl").is_file()
     assert sh(["git", "status", "--porcelain"], clone).stdout == ""
     assert "Data and pipelines are up to date." in sh(["dvc", "status"], clone).stdout
 

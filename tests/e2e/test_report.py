@@ -62,7 +62,7 @@ def test_report_in_a_fresh_clone_after_dvc_pull(pushed: Path, tmp_path: Path) ->
     assert "## Model gate" in text and "| roc_auc >= 0.95 |" in text
     assert "**passed**: " in text  # the data gate
     assert "## Drift\n\nBatch " in text
-    assert "| modified | `data/models/candidate" in text
+    assert "| modified | `data/models/car_loan/candidate" in text
     assert "- `plots/roc.csv`" in text
     assert (clone / "reports/review/plots/index.html").is_file()
     assert "Everything was compared." in text
@@ -78,7 +78,7 @@ def test_report_before_dvc_pull_says_what_it_could_not_compare(
     assert "| `model.estimator.learning_rate` | 0.1 | 0.05 |" in text  # git alone has these
     missing = text.split("## Not compared", 1)[1]
     assert "output(s) are not in this clone's DVC cache" in missing
-    assert "data/models/candidate/" in missing and "`dvc pull` brings" in missing
+    assert "data/models/car_loan/candidate/" in missing and "`dvc pull` brings" in missing
     assert "| deleted |" not in text  # not pulled is not deleted
 
 

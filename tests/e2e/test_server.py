@@ -24,7 +24,8 @@ from tests.unit.serve.test_app import EXAMPLE
 pytestmark = pytest.mark.slow
 PREDICT = 'path="/predict"'
 # one worker: no pid label
-INFO = re.compile(r'driftloop_model_info\{(?:pid="(\d+)",)?version="([^"]*)"\}')
+INFO = re.compile(r'driftloop_model_info\{data="car_loan",(?:pid="(\d+)",)?version="([^"]*)"\}')
+DATA = '{data="car_loan"}'
 # seconds from pointing a new champion until every worker serves it: the poll
 # interval (serve.reload_seconds, 1 s) plus loading and probing, on a busy machine
 RELOAD_BOUND = 15.0
@@ -51,10 +52,10 @@ def test_every_answered_prediction_is_logged_after_sigterm(
     tally = load.run(server.port, records, threads=8, stop=stop, limit=250)
     assert not tally.errors and tally.ok == 2000
     server.terminate()  # the last micro-batches are flushed on the way out
-    table = pq.read_table(log_dir)
+    table = pq.read_table(log_dir / "car_loan")
     assert table.num_rows == 3 * 2000
     assert len(table.column("request_id").unique()) == 2000
-    assert not list(log_dir.glob(".*.tmp"))
+    assert not list((log_dir / "car_loan").glob(".*.tmp"))
 
 
 def test_two_workers_count_and_log_every_request(
@@ -66,7 +67,7 @@ def test_two_workers_count_and_log_every_request(
     tally = load.run(server.port, records, 6, threading.Event(), limit=150, keepalive=False)
     assert not tally.errors and tally.ok == 900
     rows = 2 * 900
-    logged = "driftloop_prediction_log_rows_total"
+    logged = f"driftloop_prediction_log_rows_total{DATA}"
     wait_for(lambda: scrape(server.url).get(logged) == rows, timeout=20)
     for _ in range(6):  # new connections: either worker answers, each sees the same totals
         metrics = scrape(server.url)
@@ -75,11 +76,11 @@ def test_two_workers_count_and_log_every_request(
         assert sorted(model_info(metrics).values()) == ["1", "1"]
     out = server.terminate()
     assert out.count("Application shutdown complete.") == 2
-    table = pq.read_table(log_dir)
+    table = pq.read_table(log_dir / "car_loan")
     assert table.num_rows == rows
     assert len(table.column("request_id").unique()) == 900
     # both workers wrote their own files into the one log
-    assert writers(log_dir) == set(model_info(metrics))
+    assert writers(log_dir / "car_loan") == set(model_info(metrics))
 
 
 def assert_counts(metrics: dict[str, float], requests: int, rows: int) -> None:
@@ -93,10 +94,11 @@ def assert_counts(metrics: dict[str, float], requests: int, rows: int) -> None:
         and PREDICT in k
     ]  # fmt: skip
     assert buckets == sorted(buckets) and buckets[-1] == requests
-    assert metrics["driftloop_batch_rows_sum"] == rows
-    calls = metrics["driftloop_batch_rows_count"]
-    assert 0 < calls <= requests and metrics['driftloop_batch_rows_bucket{le="+Inf"}'] == calls
-    assert metrics["driftloop_prediction_score_count"] == rows
+    assert metrics[f"driftloop_batch_rows_sum{DATA}"] == rows
+    calls = metrics[f"driftloop_batch_rows_count{DATA}"]
+    every = metrics['driftloop_batch_rows_bucket{data="car_loan",le="+Inf"}']
+    assert 0 < calls <= requests and every == calls
+    assert metrics[f"driftloop_prediction_score_count{DATA}"] == rows
 
 
 def start_workers(server_factory: Any, models: Path, log_dir: Path, workers: int) -> Any:
@@ -166,11 +168,11 @@ def test_sigterm_during_load_loses_no_answered_prediction(
         out = server.terminate()  # while requests are in flight
     assert out.count("Application shutdown complete.") == workers
     tally = generator.tally
-    logged = pq.read_table(log_dir).column("request_id").to_pylist()
+    logged = pq.read_table(log_dir / "car_loan").column("request_id").to_pylist()
     assert tally.ok > 100
     assert set(tally.request_ids) <= set(logged)  # every answer the clients got is in the log
     assert len(logged) == len(set(logged))  # and logged once
-    assert len(writers(log_dir)) == workers
+    assert len(writers(log_dir / "car_loan")) == workers
 
 
 def test_hot_reload_under_load_without_errors(

@@ -16,7 +16,7 @@ from tests.conftest import BIN, sh
 @pytest.mark.slow
 def test_status_on_a_fully_run_project(copy: Path) -> None:
     shown = sh(["driftloop", "status"], copy).stdout
-    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert f"version {card['version']}: hgb on car_loan, trained {card['trained_at']}" in shown
     assert "holdout: " in shown and "roc_auc 0." in shown
     assert "clean: every stage is up to date" in shown

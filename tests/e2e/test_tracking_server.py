@@ -78,14 +78,14 @@ def test_train_and_promote_track_into_the_shared_server(copy: Path, server: Trac
     assert run["info"]["status"] == "FINISHED"
     assert params(run)["model.name"] == "hgb" and params(run)["tracking.uri"] == server.uri
     assert {m["key"] for m in run["data"]["metrics"]} >= {"fit_seconds"}
-    recorded = json.loads((copy / "data/models/candidate.mlflow.json").read_text())
+    recorded = json.loads((copy / "data/models/car_loan/candidate.mlflow.json").read_text())
     assert recorded["run_id"] == run["info"]["run_id"]
     assert recorded["tracking_uri"] == server.uri
     # the registry on the server: the champion alias names the trained run's version
     champion = server.api("registered-models/alias?name=pipeline&alias=champion")
     version = champion["model_version"]
     assert version["run_id"] == run["info"]["run_id"]
-    card = json.loads((copy / "data/models/champion/card.json").read_text())
+    card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert card["version"] == version["version"]
     # the model's files went through the server into its artifact folder
     assert list(server.artifacts.rglob("MLmodel"))

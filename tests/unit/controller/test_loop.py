@@ -88,17 +88,17 @@ def test_a_journalled_pass_is_finished_by_the_next_controller(tmp_path: Path) ->
         "champion": "3",
         "snapshot": DRIFT["batch"],
     }
-    journal = tmp_path / ".driftloop/acting.json"
-    journal.parent.mkdir()
+    journal = tmp_path / ".driftloop/car_loan/acting.json"
+    journal.parent.mkdir(parents=True)
     journal.write_text(json.dumps(pending))
     entry = loop.once(tmp_path, ROOT / "params.yaml")
     assert entry is not None and entry["action"] == "warn" and entry["drift_digest"] == "d1"
     assert not journal.exists()
-    lines = (tmp_path / "reports/loop/decisions.jsonl").read_text().splitlines()
+    lines = (tmp_path / "reports/loop/car_loan/decisions.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["outcome"]["done"] == "alert"
-    alert = (tmp_path / "reports/loop/alerts.log").read_text()
+    alert = (tmp_path / "reports/loop/car_loan/alerts.log").read_text()
     assert "WARN batch log-20261127T101500-0a1b2c3d" in alert and "car_value" in alert
-    kept = tmp_path / f"reports/loop/monitoring-{DRIFT['batch']}.html"
+    kept = tmp_path / f"reports/loop/car_loan/monitoring-{DRIFT['batch']}.html"
     assert kept.read_text() == "<html>report</html>"
     from mlflow import MlflowClient
 

@@ -65,7 +65,9 @@ def trained(config: DriftloopConfig, raw: pd.DataFrame) -> dict[str, Any]:
 
 
 def make_models(folder: Path, trained: dict[str, Any]) -> Path:
-    """A models folder with versions 1 and 2; the champion is version 1."""
+    """The default data set's models folder under ``folder`` (the models root the
+    service is given) with versions 1 and 2; the champion is version 1."""
+    folder = folder / "car_loan"
     for version, model in trained.items():
         store(folder, version, model)
     point_champion(folder, "1")
@@ -79,7 +81,7 @@ def models(tmp_path: Path, trained: dict[str, Any]) -> Path:
 
 @pytest.fixture()
 def settings(config: DriftloopConfig, models: Path, tmp_path: Path) -> Settings:
-    return Settings(config, ROOT, models, tmp_path / "prediction_log")
+    return Settings(config, ROOT, models.parent, tmp_path / "prediction_log")
 
 
 @pytest.fixture()
@@ -115,7 +117,7 @@ def files(root: Path, models: Path, log_dir: Path) -> list[str]:
         "--params",
         str(root / "params.yaml"),
         "--models",
-        str(models),
+        str(models.parent),
         "--log-dir",
         str(log_dir),
     ]

@@ -152,8 +152,8 @@ def test_metrics(client: TestClient) -> None:
     assert 'driftloop_requests_total{path="/predict",status="200"} 1.0' in text
     assert 'driftloop_requests_total{path="/predict",status="422"} 1.0' in text
     assert 'driftloop_request_seconds_count{path="/predict"} 2.0' in text
-    assert "driftloop_prediction_score_count 2.0" in text
-    assert 'driftloop_model_info{version="1"} 1.0' in text
+    assert 'driftloop_prediction_score_count{data="car_loan"} 2.0' in text
+    assert 'driftloop_model_info{data="car_loan",version="1"} 1.0' in text
 
 
 def test_no_champion_is_503_until_one_appears(settings: Settings, models: Path) -> None:
@@ -182,14 +182,15 @@ def test_reload_switches_versions_and_refuses_a_broken_model(
     assert client.portal.call(service.refresh) is False
     response = client.post("/predict", json=EXAMPLE)
     assert response.status_code == 200 and response.json()["model_version"] == "2"
-    assert 'driftloop_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
+    failed = 'driftloop_model_reloads_total{data="car_loan",outcome="failed"} 1.0'
+    assert failed in client.get("/metrics").text
 
 
 def test_prediction_log_has_every_row(app: Any, settings: Settings) -> None:
     with TestClient(app) as client:
         ids = [client.post("/predict", json=[EXAMPLE] * 3).json()["request_id"] for _ in range(5)]
         client.post("/predict", json={**EXAMPLE, "id": 77, "timestamp": "2020-01-02T03:04:05Z"})
-    table = pq.read_table(settings.log_dir).to_pandas()
+    table = pq.read_table(settings.log_dir / "car_loan").to_pandas()
     assert len(table) == 16
     assert set(ids) <= set(table["request_id"])
     assert sorted(table[table.request_id == ids[0]]["record"]) == [0, 1, 2]
@@ -219,5 +220,5 @@ def test_serve_without_a_champion_says_what_to_do(
     code = main(["serve", "--params", str(ROOT / "params.yaml"), "--models", str(tmp_path)])
     assert code == 1
     err = capsys.readouterr().err
-    assert f"error: no champion model at {tmp_path / 'champion'}" in err
+    assert f"error: no champion model at {tmp_path / 'car_loan/champion'}" in err
     assert "make run" in err

@@ -20,11 +20,12 @@ WORKER = """
 import os, sys
 from driftloop.serve.metrics import ServiceMetrics
 metrics = ServiceMetrics()
-metrics.serving(sys.argv[1])
-metrics.serving(sys.argv[2])
+model = metrics.of("car_loan")
+model.serving(sys.argv[1])
+model.serving(sys.argv[2])
 for _ in range(int(sys.argv[3])):
     metrics.observe_request("/predict", 200, 0.003)
-metrics.logged.inc(int(sys.argv[3]))
+model.logged.inc(int(sys.argv[3]))
 if sys.argv[4] == "stop":
     metrics.close()
 print(os.getpid())
@@ -56,14 +57,14 @@ def test_workers_metrics_are_merged_and_only_live_versions_shown(tmp_path: Path)
     requests = samples(text, "driftloop_requests_total")
     assert requests == {'driftloop_requests_total{path="/predict",status="200"}': 23.0}
     assert samples(text, "driftloop_prediction_log_rows_total") == {
-        "driftloop_prediction_log_rows_total": 23.0
+        'driftloop_prediction_log_rows_total{data="car_loan"}': 23.0
     }
     assert samples(text, 'driftloop_request_seconds_count{path="/predict"}') == {
         'driftloop_request_seconds_count{path="/predict"}': 23.0
     }
     # the dead workers (one killed, one stopped) and the reloaded-away version are gone
     info = samples(text, "driftloop_model_info")
-    assert info == {f'driftloop_model_info{{pid="{pid}",version="2"}}': 1.0}
+    assert info == {f'driftloop_model_info{{data="car_loan",pid="{pid}",version="2"}}': 1.0}
     assert not list(tmp_path.glob(f"gauge_*_{killed}.db"))
     assert not list(tmp_path.glob(f"gauge_*_{stopped}.db"))
 

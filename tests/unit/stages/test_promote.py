@@ -90,17 +90,25 @@ def make_candidate(folder: Path, text: bytes) -> Path:
     return folder
 
 
+def make_params(tmp_path: Path, name: str) -> Path:
+    (tmp_path / name).write_text(f"data:\n  name: {name}\n")
+    return tmp_path / name
+
+
 def test_champion_switch_is_one_symlink_rename(tmp_path: Path) -> None:
     models = tmp_path / "models"
+    one, two = make_params(tmp_path, "one"), make_params(tmp_path, "two")
     promotion.switch_champion(
-        models, "1", make_candidate(tmp_path / "c1", b"one"), {"version": "1"}
+        models, "1", make_candidate(tmp_path / "c1", b"one"), {"version": "1"}, one
     )
     assert (models / "champion" / "model.pkl").read_bytes() == b"one"
     promotion.switch_champion(
-        models, "2", make_candidate(tmp_path / "c2", b"two"), {"version": "2"}
+        models, "2", make_candidate(tmp_path / "c2", b"two"), {"version": "2"}, two
     )
     assert os.readlink(models / "champion") == "versions/2"
     assert json.loads((models / "champion" / "card.json").read_text())["version"] == "2"
+    # the composition it was trained with travels with each version
+    assert (models / "champion" / champion_core.PARAMS_FILE).read_text() == two.read_text()
     assert champion_core.current_version(models) == "2"
     promotion.point_champion(models, "1")
     assert (models / "champion" / "model.pkl").read_bytes() == b"one"
@@ -109,8 +117,9 @@ def test_champion_switch_is_one_symlink_rename(tmp_path: Path) -> None:
 
 def test_an_identical_candidate_is_recognised(tmp_path: Path) -> None:
     models = tmp_path / "models"
+    params = make_params(tmp_path, "params.yaml")
     promotion.switch_champion(
-        models, "1", make_candidate(tmp_path / "c1", b"same"), {"version": "1"}
+        models, "1", make_candidate(tmp_path / "c1", b"same"), {"version": "1"}, params
     )
     assert promotion.same_model(make_candidate(tmp_path / "c2", b"same"), models / "champion")
     assert not promotion.same_model(make_candidate(tmp_path / "c3", b"other"), models / "champion")
