@@ -145,7 +145,7 @@ def test_a_controller_killed_mid_retrain_is_finished_by_the_next(copy: Path) -> 
         "alerts": [],
     }
     journal = copy / ".driftloop/car_loan/acting.json"
-    journal.parent.mkdir(parents=True)
+    journal.parent.mkdir(parents=True, exist_ok=True)
     pending = {"started_at": "t", "action": "retrain", "drift": drift, "drift_digest": "d"}
     journal.write_text(json.dumps(pending | {"champion": "1", "snapshot": None}))
     first = subprocess.Popen(

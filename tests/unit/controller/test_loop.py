@@ -89,7 +89,7 @@ def test_a_journalled_pass_is_finished_by_the_next_controller(tmp_path: Path) ->
         "snapshot": DRIFT["batch"],
     }
     journal = tmp_path / ".driftloop/car_loan/acting.json"
-    journal.parent.mkdir(parents=True)
+    journal.parent.mkdir(parents=True, exist_ok=True)
     journal.write_text(json.dumps(pending))
     entry = loop.once(tmp_path, ROOT / "params.yaml")
     assert entry is not None and entry["action"] == "warn" and entry["drift_digest"] == "d1"
