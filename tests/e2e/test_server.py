@@ -152,7 +152,7 @@ def test_hot_reload_reaches_every_worker(server_factory: Any, models: Path, tmp_
         assert not [
             k for k in metrics if k.startswith("driftloop_model_info") and 'version="1"' in k
         ]
-        assert metrics['driftloop_model_reloads_total{outcome="loaded"}'] == 4
+        assert metrics['driftloop_model_reloads_total{data="car_loan",outcome="loaded"}'] == 4
     server.terminate()
 
 

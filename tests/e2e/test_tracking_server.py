@@ -82,14 +82,14 @@ def test_train_and_promote_track_into_the_shared_server(copy: Path, server: Trac
     assert recorded["run_id"] == run["info"]["run_id"]
     assert recorded["tracking_uri"] == server.uri
     # the registry on the server: the champion alias names the trained run's version
-    champion = server.api("registered-models/alias?name=pipeline&alias=champion")
+    champion = server.api("registered-models/alias?name=pipeline-car_loan&alias=champion")
     version = champion["model_version"]
     assert version["run_id"] == run["info"]["run_id"]
     card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert card["version"] == version["version"]
     # the model's files went through the server into its artifact folder
     assert list(server.artifacts.rglob("MLmodel"))
-    assert load_model(server, "models:/pipeline@champion") == "Pipeline"
+    assert load_model(server, "models:/pipeline-car_loan@champion") == "Pipeline"
 
 
 def test_two_trainings_at_once_both_complete(copy: Path, server: TrackingServer) -> None:
