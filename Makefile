@@ -22,12 +22,12 @@ run: $(STAMP)
 	$(BIN)/driftloop compose
 	$(BIN)/dvc repro
 
-# Every core runs tests; those sharing the fully run project keep to one
-# worker (tests/conftest.py groups them), so it is built once.
+# Every core runs tests (pytest-xdist): each worker builds the fully run
+# project its tests share once, in parallel with the other's.
 test: $(STAMP)
 	$(BIN)/ruff check driftloop stages tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadgroup
+	$(BIN)/pytest -q -p no:cacheprovider -n auto
 
 # The inner loop (under 3 minutes): unit tests, no Spark, no pipeline runs.
 test-fast: $(STAMP)

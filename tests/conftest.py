@@ -20,18 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-# the fixtures of the one fully run project a test session shares
-FULLY_RUN = {"full_run", "done", "copy"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`), the tests of the fully run project go to
-    one worker: each worker would otherwise build the project for itself."""
-    for item in items:
-        if FULLY_RUN & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("fully_run"))
-
-
 @pytest.fixture(scope="session")
 def config() -> DriftloopConfig:
     return load(ROOT / "params.yaml")
