@@ -9,11 +9,16 @@ import logging
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
 
 from driftloop.config.schema import DriftloopConfig
+from driftloop.core import evaluation
 from driftloop.core.champion import MODELS, adopt_legacy, current_version, models_folder
 from driftloop.core.evaluation import comparable_champion
+from driftloop.core.model import columns
+from driftloop.core.plan import featurize_pandas, plan
 from driftloop.core.promotion import point_champion
 from tests.unit.serve.conftest import store
 
@@ -74,3 +79,21 @@ def test_a_champion_of_another_data_set_or_problem_is_never_compared(
             assert comparable_champion(models / "champion", config) is None
         assert "comparing to the minimums only" in caplog.records[-1].getMessage()
         card.write_text(json.dumps({**json.loads(card.read_text()), "data": "car_loan"}))
+
+
+def test_a_champion_that_cannot_score_the_holdout_is_one_line(
+    config: DriftloopConfig,
+    trained: dict[str, object],
+    raw: pd.DataFrame,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The crash of an older layout: a regressor taken as a binary data set's champion."""
+    frame = featurize_pandas(raw.head(2000), plan(config.features, config.data))
+    cols = columns(config)
+    result = evaluation.evaluate_model(trained["1"], frame, config, cols)
+    regressor = HistGradientBoostingRegressor()  # no classes_
+    with caplog.at_level(logging.WARNING):
+        report = evaluation.build_report(trained["1"], frame, config, cols, result, regressor)
+    assert report["champion"] is None and report["candidate"] == result["metrics"]
+    warned = [r.getMessage() for r in caplog.records if "cannot score" in r.getMessage()]
+    assert len(warned) == 1 and "(AttributeError:" in warned[0]
