@@ -350,6 +350,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     root = args.params.resolve().parent
     names: list[str | None] = [*datasets.with_champion(root)] if args.all else [args.data]
+    if not names:
+        raise DriftloopError("--all: no data set has a champion yet (run `dvc repro` first)")
     if args.once:
         failed = passes(root, args.params, names)
         if failed:

@@ -176,3 +176,13 @@ def test_queue_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert worker_env(3)["OMP_NUM_THREADS"] == "2"
     assert worker_env(16)["OMP_NUM_THREADS"] == "1"  # never none
     assert worker_env(2)["PATH"] == os.environ["PATH"]  # the rest of the environment kept
+
+
+def test_all_without_any_champion_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from driftloop.cli import main
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    code = main(["loop", "--once", "--all", "--params", str(tmp_path / "params.yaml")])
+    assert code == 1 and "no data set has a champion yet" in capsys.readouterr().err
