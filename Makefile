@@ -23,11 +23,12 @@ run: $(STAMP)
 	$(BIN)/dvc repro
 
 # Every core runs tests (pytest-xdist): each worker builds the fully run
-# project its tests share once, in parallel with the other's.
+# project its tests share once, in parallel with the other's; an idle worker
+# takes queued tests from a busy one (worksteal), so both finish together.
 test: $(STAMP)
 	$(BIN)/ruff check driftloop stages tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider -n auto
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist worksteal
 
 # The inner loop (under 3 minutes): unit tests, no Spark, no pipeline runs.
 test-fast: $(STAMP)
