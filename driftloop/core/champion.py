@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.core.model import CARD_FILE, MODEL_FILE
+from driftloop.core.outputs import read_json
 from driftloop.errors import DriftloopError
 
 MODELS = Path("data/models")
@@ -41,8 +42,7 @@ def adopt_legacy(models: Path) -> str | None:
     link = parent / "champion"
     if not link.is_symlink() or (models / "champion").is_symlink():
         return None
-    card_file = link / CARD_FILE
-    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    card = read_json(link / CARD_FILE) or {}
     if card.get("data", models.name) != models.name:
         return None  # another data set's champion: that data set adopts it
     models.mkdir(parents=True, exist_ok=True)

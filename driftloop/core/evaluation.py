@@ -4,7 +4,6 @@ champion on the same rows, and the curves DVC plots renders."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from driftloop.core.model import (
     model_input,
     split_xy,
 )
+from driftloop.core.outputs import read_json
 from driftloop.core.plan import FeaturePlan, featurize_pandas, plan
 from driftloop.errors import DataError
 
@@ -42,8 +42,7 @@ def comparable_champion(folder: Path, config: DriftloopConfig) -> Any | None:
     model = load_model(folder)
     if model is None:
         return None
-    card_file = folder / CARD_FILE
-    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    card = read_json(folder / CARD_FILE) or {}
     expected = (config.data.name, config.data.problem.value)
     found = (card.get("data", expected[0]), card.get("problem", expected[1]))
     if found != expected:
