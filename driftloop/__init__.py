@@ -2,6 +2,11 @@
 
 Importing the package turns off the telemetry and update checks of the
 libraries it drives, so the whole loop runs with no network at all.
+
+It also makes OpenMP threads (scikit-learn's gradient boosting) sleep rather
+than spin while they wait: with another process busy on the same cores, a
+spinning thread holds a core its partner needs, and a 4,000-row fit measured
+15 s instead of 1.7 s (a user's setting of OMP_WAIT_POLICY wins).
 """
 
 import os
@@ -13,6 +18,7 @@ _OFFLINE = {
     "DO_NOT_TRACK": "1",
     "DVC_NO_ANALYTICS": "1",
     "PYARROW_IGNORE_TIMEZONE": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 for _key, _value in _OFFLINE.items():
     os.environ.setdefault(_key, _value)
