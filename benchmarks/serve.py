@@ -3,8 +3,9 @@
     python -m benchmarks.serve [--duration 15] [--repeats 3] [--warmup 5] [--quiet-minutes 20]
 
 Both servers serve the same champion: ours the local data/models/car_loan/champion
-(model.pkl, the registered model's own pipeline), the peer the registry alias
-``models:/driftloop@champion`` of the project's SQLite store. They are started
+(model.pkl, the registered model's own pipeline; a copy of its folder), the
+peer the registry alias ``models:/driftloop@champion`` of the project's SQLite
+store. They are started
 side by side on free loopback ports and left running for the whole benchmark:
 
 * ours: ``driftloop serve`` with conf/serve's defaults (1 uvicorn worker,
@@ -38,6 +39,16 @@ rows go to the peer's /invocations.
 Memory: a thread polls each server's process tree (psutil); the peak of the
 summed RSS and each process's VmHWM are reported. Every process the benchmark
 starts is stopped by pid, also on failure. Results: benchmarks/results/serve.md.
+
+Challenger in shadow: a third server of ours (``driftloop serve (challenger in
+shadow)``) serves the same champion with a second copy of it as version 2,
+linked as ``challenger`` with ``rollout.strategy: shadow`` in its card; it takes
+part in the same alternating wrk runs. After the run its log gives the rows
+with both models' predictions and the shadow skips, beside /metrics'
+``driftloop_shadow_rows_total``; the report compares it with ours without a
+challenger (ratio of the median runs). Ours always serves copies of the
+project's champion folder in a temporary models folder, so a challenger linked
+in the project itself changes nothing here.
 
 Workers: ``python -m benchmarks.serve --compare-workers 2`` runs only ours, with
 1 worker and with ``--workers 2`` side by side (same model, same wrk settings,
@@ -90,10 +101,14 @@ from benchmarks.harness import (
 from driftloop.adapters import nml, tracking
 from driftloop.config.compose import load
 from driftloop.config.schema import ColumnType, DriftloopConfig
+from driftloop.core import rollout
+from driftloop.core.champion import CHALLENGER
+from driftloop.core.champion import CHAMPION as CHAMPION_ROLE
 from driftloop.core.host import free_port
 from driftloop.core.model import CARD_FILE, model_input
 from driftloop.core.plan import featurize_pandas, plan
 from driftloop.core.predictor import input_columns
+from driftloop.core.promotion import point
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -113,6 +128,11 @@ VERSIONS = ("fastapi", "uvicorn", "pydantic", "scikit-learn", "mlflow", "numpy",
             "pyarrow", "psutil")  # fmt: skip
 # the issue's targets
 TARGET_RPS, TARGET_P99_MS, TARGET_RATIO, TARGET_BATCH_MS = 2_000, 25.0, 10.0, 20.0
+# the safe rollout issue's: a challenger in shadow
+SHADOW_ROW = "challenger in shadow"
+TARGET_SHADOW_RPS, TARGET_SHADOW_P99_MS = 3_000, 20.0
+SHADOW_ROWS = 'driftloop_shadow_rows_total{{data="car_loan",role="challenger",status="{}"}}'
+SHADOW_STATUSES = (rollout.OK, rollout.SKIPPED, rollout.ERROR)
 Metrics = dict[str, float]
 
 
@@ -296,23 +316,49 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def ours(folder: Path, workers: int = 1) -> Server:
+def ours(folder: Path, workers: int = 1, shadow: bool = False) -> Server:
+    """``driftloop serve`` of a copy of the project's champion; with ``shadow``, a
+    second copy of it is the challenger, in shadow."""
     port = free_port()
+    models = bench_models(folder / ("models-shadow" if shadow else "models"), shadow)
     command = [
         str(BIN / "driftloop"), "serve", "--params", str(ROOT / "params.yaml"),
-        "--models", str(ROOT / "data" / "models"), "--log-dir", str(log_folder(folder, workers)),
+        "--models", str(models), "--log-dir", str(log_folder(folder, workers, shadow)),
         "--port", str(port), *(["--workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
     env = base_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # ours reads the local champion, not the registry
     name = "driftloop serve" + (f" --workers {workers}" if workers > 1 else "")
-    log = folder / ("ours.log" if workers == 1 else f"ours-{workers}.log")
-    return Server(name, command, env, port, "/predict", "/ready", log)
+    name += f" ({SHADOW_ROW})" if shadow else ""
+    log = folder / ("ours" + (f"-{workers}" if workers > 1 else "") + ("-shadow" if shadow else ""))
+    return Server(name, command, env, port, "/predict", "/ready", log.with_suffix(".log"))
 
 
-def log_folder(folder: Path, workers: int) -> Path:
+def bench_models(models: Path, challenger: bool) -> Path:
+    """A models folder with the project's champion (its version folder copied, so a
+    challenger linked in the project changes nothing here) and, with ``challenger``,
+    the same model again as version 2, the challenger in shadow (rollout in its card)."""
+    folder = models / "car_loan"
+    if folder.is_dir():
+        return models
+    versions = ["1", "2"] if challenger else ["1"]
+    for version in versions:
+        shutil.copytree(CHAMPION.resolve(), folder / "versions" / version)
+        card_file = folder / "versions" / version / CARD_FILE
+        card = json.loads(card_file.read_text()) | {"version": version}
+        if version == "2":
+            card["rollout"] = {"strategy": "shadow", "canary_share": 0.0}
+        card_file.write_text(json.dumps(card))
+    point(folder, CHAMPION_ROLE, "1")
+    if challenger:
+        point(folder, CHALLENGER, "2")
+    return models
+
+
+def log_folder(folder: Path, workers: int, shadow: bool = False) -> Path:
     """Ours' prediction log: one per server."""
-    return folder / ("prediction_log" if workers == 1 else f"prediction_log-{workers}")
+    name = "prediction_log" + (f"-{workers}" if workers > 1 else "") + ("-shadow" if shadow else "")
+    return folder / name
 
 
 def peer(folder: Path, cfg: DriftloopConfig, omp_threads: int | None = None) -> Server:
@@ -688,6 +734,76 @@ def command_notes(servers: list[Server], wrk: str, args: argparse.Namespace) -> 
     return lines
 
 
+SHADOW_HEADER = [
+    "server", "requests/s", "p50", "p99", "ratio vs no challenger", "rows logged",
+    "with both predictions", "shadow skipped", "shadow errors", "model_ms (mean)",
+    "shadow_ms (mean)",
+]  # fmt: skip
+
+
+def shadow_report(runs: list[LoadRun], servers: list[Server], shadow: ShadowLog) -> str:
+    """The challenger-in-shadow row against ours without one, from the same run."""
+    plain, second = servers[0].name, servers[-1].name
+    base, mine = median_run(runs, plain).wrk, median_run(runs, second).wrk
+    rows = []
+    for name, w in ((plain, base), (second, mine)):
+        ratio = f"{w['rps'] / base['rps']:.2f}x"
+        row = [name, f"{w['rps']:,.0f}", ms(w["p50"]), ms(w["p99"]), ratio]
+        row += ["-"] * 6 if name == plain else shadow_cells(shadow)
+        rows.append(row)
+    met = mine["rps"] >= TARGET_SHADOW_RPS and mine["p99"] <= TARGET_SHADOW_P99_MS
+    lines = ["", f"## {SHADOW_ROW.capitalize()}", ""]
+    lines += [f"The same wrk runs (median of each server's runs, alternating with the others): "
+              f"`{second}` serves the same champion, and a second copy of it as version 2 "
+              "linked as `challenger` with `rollout.strategy: shadow` in its card.",
+              ""]  # fmt: skip
+    lines += markdown(rows, SHADOW_HEADER)
+    lines += ["", f"- Target, >= {TARGET_SHADOW_RPS:,} requests/s and p99 <= "
+              f"{TARGET_SHADOW_P99_MS:.0f} ms with the challenger in shadow: {verdict(met)} "
+              f"({mine['rps']:,.0f} requests/s, p99 {mine['p99']:.1f} ms; runs: "
+              f"{rps_list(runs, second)}; without a challenger: {rps_list(runs, plain)}).",
+              *shadow_notes(shadow)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def shadow_cells(shadow: ShadowLog) -> list[str]:
+    status = shadow.status
+    return [
+        f"{shadow.rows:,}", f"{shadow.both:,}", f"{status.get(rollout.SKIPPED, 0):,}",
+        f"{status.get(rollout.ERROR, 0):,}", f"{shadow.model_ms:.3f} ms",
+        f"{shadow.shadow_ms:.3f} ms",
+    ]  # fmt: skip
+
+
+def shadow_notes(shadow: ShadowLog) -> list[str]:
+    counted = ", ".join(f"{k} {v:,.0f}" for k, v in shadow.counted.items())
+    logged = ", ".join(f"{k} {v:,}" for k, v in sorted(shadow.status.items()))
+    agree = shadow.both == shadow.rows and shadow.scored == shadow.rows
+    return [
+        f"- Log of the shadow server (read after shutdown, warm-up included): {shadow.rows:,} rows "
+        f"(records scored, `driftloop_batch_rows_sum`: {shadow.scored:,.0f}); by `shadow_status`: "
+        f"{logged}; {shadow.both:,} rows carry both models' probabilities, equal on "
+        f"{shadow.same:,} (the challenger is a copy of the champion). /metrics "
+        f"`driftloop_shadow_rows_total` at the end of the load: {counted}."
+        + (" Every row has both predictions." if agree else ""),
+        "- How: the champion answers each micro-batch; a thread gathers the answered batches "
+        "(up to 2,048 rows or 1 s) and sends them to the shadow scoring process (a child of the "
+        "server at the lowest CPU priority), which scores each micro-batch on its own and "
+        "sends the scores back; the rows are logged then. The shadow row's server CPU and "
+        "memory are its whole process tree: the server, the fork server and the child.",
+        "- model_ms / shadow_ms: each model's scoring time per row of its call, on calls of the "
+        "same rows: the champion's wall time on the answer's path, the challenger's CPU time in "
+        f"the child; the same model in both roles: shadow_ms / model_ms = "
+        f"{shadow.shadow_ms / max(shadow.model_ms, 1e-9):.2f}.",
+        "- Skipped rows: the child yields the cores to everything else; when it falls behind, the "
+        "queue (2 x serve.max_batch_rows = 8,192 rows) fills and the batches that find it full "
+        "are logged without the challenger's outputs (`shadow_status: skipped`). Compare the "
+        "`others` CPU of each run above.",
+        "- The machine has 2 cores shared with other tenants (and wrk): requests/s vary by tens "
+        "of percent between runs of the same server; the ratio compares runs of one session.",
+    ]
+
+
 @dataclass
 class Context:
     session: Session
@@ -1022,6 +1138,10 @@ def running(servers: list[Server]) -> Iterator[dict[str, float]]:
             server.stop()
 
 
+def is_ours(server: Server) -> bool:
+    return server.predict == "/predict"
+
+
 def measure(
     servers: list[Server],
     body: Payloads,
@@ -1030,18 +1150,57 @@ def measure(
     folder: Path,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
+    """servers: ours, the peer(s), then ours with a challenger in shadow."""
     ours_lua = lua_script(folder / "ours-post.lua", body.ours_one)
     peer_lua = lua_script(folder / "peer-post.lua", body.peer_one)
-    scripts = {s.name: ours_lua if s is servers[0] else peer_lua for s in servers}
+    scripts = {s.name: ours_lua if is_ours(s) else peer_lua for s in servers}
+    peers = [s for s in servers if not is_ours(s)]
     with running(servers) as ready:
         checked = parity(servers[0], servers[1], body, reference)
         runs, before, after = single_load(servers, wrk, scripts, args)
         batches = [batch(servers[0], body.ours_many, scrape=True)]
-        batches += [batch(s, body.peer_many, scrape=False) for s in servers[1:]]
+        batches += [batch(s, body.peer_many, scrape=False) for s in peers]
         scored = scrape(servers[0].port).get(CALL_ROWS.format("sum"), 0.0)
+        shadow_metrics = scrape(servers[-1].port)
     rows, files = logged_rows(folder / "prediction_log")
+    shadow = shadow_log(log_folder(folder, 1, shadow=True), shadow_metrics)
     return {"ready": ready, "parity": checked, "runs": runs, "metrics": (before, after),
-            "batches": batches, "logged": (rows, files, scored)}  # fmt: skip
+            "batches": batches, "logged": (rows, files, scored), "shadow": shadow}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ShadowLog:
+    """What the server with a challenger in shadow logged and counted."""
+
+    rows: int
+    status: dict[str, int]  # log rows by shadow_status
+    both: int  # rows with both models' probabilities
+    same: int  # of these, rows where both are equal (the challenger is a copy)
+    model_ms: float  # mean per-row scoring time of the answering model, ms
+    shadow_ms: float  # and of the challenger (status ok rows)
+    counted: dict[str, float]  # /metrics: driftloop_shadow_rows_total by status
+    scored: float  # /metrics: driftloop_batch_rows_sum
+
+
+def shadow_log(folder: Path, metrics: Metrics) -> ShadowLog:
+    """The shadow server's prediction log (read after it stopped) and its /metrics."""
+    columns = ["shadow_status", "y_pred_proba", rollout.shadow_column("y_pred_proba"),
+               rollout.MODEL_MS, rollout.SHADOW_MS]  # fmt: skip
+    files = sorted(folder.glob("*/*.parquet"))
+    frame = pd.concat([pq.read_table(f, columns=columns).to_pandas() for f in files])
+    answer, second = frame["y_pred_proba"], frame[rollout.shadow_column("y_pred_proba")]
+    both = answer.notna() & second.notna()
+    status = frame["shadow_status"].fillna("none").value_counts().to_dict()
+    return ShadowLog(
+        rows=len(frame),
+        status={str(k): int(v) for k, v in status.items()},
+        both=int(both.sum()),
+        same=int((answer[both] == second[both]).sum()),
+        model_ms=float(frame[rollout.MODEL_MS].mean()),
+        shadow_ms=float(frame[rollout.SHADOW_MS].mean()),
+        counted={name: metrics.get(SHADOW_ROWS.format(name), 0.0) for name in SHADOW_STATUSES},
+        scored=metrics.get(CALL_ROWS.format("sum"), 0.0),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1064,6 +1223,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         servers = [ours(folder), peer(folder, cfg)]
         servers += [peer(folder, cfg, omp_threads=1)] if args.omp_peer else []
+        servers += [ours(folder, shadow=True)]
         result = measure(servers, body, reference, wrk, folder, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -1074,6 +1234,7 @@ def main(argv: list[str] | None = None) -> None:
         after=versions_after(cfg, result["batches"][0]),
     )  # fmt: skip
     text = report(ctx, servers, result["runs"], result["metrics"], result["batches"], args)
+    text += shadow_report(result["runs"], servers, result["shadow"])
     write_results("serve.md", text, write=not args.no_write)
 
 

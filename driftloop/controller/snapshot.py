@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from driftloop.config.schema import DataConfig
@@ -51,8 +52,14 @@ def new_files(log_dir: Path, taken: set[str]) -> list[Path]:
 
 
 def batch_frame(files: list[Path], data: DataConfig) -> pd.DataFrame:
-    """The logged rows with the data set's columns; a missing timestamp is the log time."""
-    frame: pd.DataFrame = pq.ParquetDataset([str(f) for f in files]).read().to_pandas()
+    """The logged rows with the data set's columns; a missing timestamp is the log time.
+
+    Files a service wrote before a model's columns joined the log (the rollout's,
+    a multiclass model's classes) lack some columns: the batch has every column,
+    null where a file had none."""
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files])
+    dataset = pq.ParquetDataset([str(f) for f in files], schema=schema)
+    frame: pd.DataFrame = dataset.read().to_pandas()
     logged = pd.to_datetime(frame["logged_at"], utc=True).dt.tz_localize(None)
     stamp = data.columns.timestamp
     if stamp:

@@ -62,9 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: dict[str, Service] = app.state.services
     limits = threadpool_limits(app.state.service.config.serve.model_threads)
     for service in services.values():
-        service.log.start()
-        await service.refresh()
-        service.batcher.start()
+        await service.start()
     # Everything loaded so far lives as long as the process: keep it out of
     # the collector's full passes, which otherwise stall requests for tens of ms.
     gc.collect()
@@ -76,8 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for service, watcher in zip(services.values(), watchers, strict=True):
             watcher.cancel()
-            await service.batcher.stop()
-            service.log.close()
+            await service.stop()
         app.state.metrics.close()
         limits.restore_original_limits()
         gc.unfreeze()

@@ -44,6 +44,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MODEL_INFO = "driftloop_model_info"
+ROLE_INFO = "driftloop_model_role_info"
 # the *_created series double the output for no use here
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -116,10 +117,40 @@ class ServiceMetrics:
             ["data"],
             registry=r,
         )
+        self._rollout(r)
         if self.folder is not None:
             self.registry.register(Workers(self.folder))
         self._children: dict[tuple[str, int], Any] = {}
         self._timers: dict[str, Any] = {}
+
+    def _rollout(self, r: CollectorRegistry | None) -> None:
+        """The series of the roles: champion, challenger, previous."""
+        self.predictions = Counter(
+            "driftloop_predictions",
+            "Predictions answered, by the role of the model that answered",
+            ["data", "role"],
+            registry=r,
+        )
+        self.shadow_rows = Counter(
+            "driftloop_shadow_rows",
+            "Rows a second model scored off the answer's path, by its role and status "
+            "(ok; error: it failed; skipped: it was too far behind)",
+            ["data", "role", "status"],
+            registry=r,
+        )
+        self.reload_failures = Counter(
+            "driftloop_model_reload_failures",
+            "Models refused on (re)load (load or probe failed), by role",
+            ["data", "role"],
+            registry=r,
+        )
+        self.roles = Gauge(
+            ROLE_INFO,
+            "The model version loaded in each role, per data set",
+            ["data", "role", "version"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
 
     def of(self, data: str) -> ModelMetrics:
         """The series of one data set's model."""
@@ -156,6 +187,37 @@ class ModelMetrics:
         self.batch_rows = metrics.batch_rows.labels(data)
         self.logged = metrics.logged.labels(data)
         self._version: str | None = None
+        self._roles: dict[str, str] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A series of this data set, its labels bound once."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.data, *labels)
+        return child
+
+    def answered(self, role: str, rows: int) -> None:
+        self._child(self.metrics.predictions, role).inc(rows)
+
+    def shadowed(self, role: str, status: str, rows: int) -> None:
+        self._child(self.metrics.shadow_rows, role, status).inc(rows)
+
+    def refused(self, role: str) -> None:
+        self._child(self.metrics.reload_failures, role).inc()
+
+    def role(self, role: str, version: str | None) -> None:
+        """The version loaded in ``role`` now (None: none)."""
+        gauge, old = self.metrics.roles, self._roles.pop(role, None)
+        if old is not None and old != version:
+            if self.metrics.folder is None:
+                gauge.remove(self.data, role, old)
+            else:  # a file's entries cannot be removed: 0 marks it no longer loaded
+                gauge.labels(self.data, role, old).set(0)
+        if version is not None:
+            gauge.labels(self.data, role, version).set(1)
+            self._roles[role] = version
 
     def observe_scores(self, label: np.ndarray, proba: np.ndarray | None) -> None:
         if proba is None:
@@ -184,7 +246,7 @@ class Workers:
     """Every worker's values, merged from the multiprocess folder.
 
     A worker that died without stopping (killed) leaves its live gauge file: it
-    is removed here, so the info gauge shows live workers only. Versions set to
+    is removed here, so the info gauges show live workers only. Versions set to
     0 (no longer served) are left out."""
 
     def __init__(self, folder: Path) -> None:
@@ -194,7 +256,7 @@ class Workers:
     def collect(self) -> Iterable[Metric]:
         forget_dead_workers(self.folder)
         for metric in self.merged.collect():  # type: ignore[no-untyped-call]
-            if metric.name == MODEL_INFO:
+            if metric.name in (MODEL_INFO, ROLE_INFO):
                 metric.samples = [s for s in metric.samples if s.value]
             yield metric
 

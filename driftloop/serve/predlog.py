@@ -26,10 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from driftloop.config.schema import ColumnType
+from driftloop.core import rollout
 from driftloop.core.data import ARROW_TYPES
 
 log = logging.getLogger(__name__)
 CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+SHADOW_FIELDS = (rollout.SHADOW_ROLE, rollout.SHADOW_VERSION, rollout.SHADOW_STATUS)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,11 @@ class PredictionLog:
 def build_table(entries: list[Entry], schema: pa.Schema) -> pa.Table:
     columns = []
     for field in schema:
-        parts = [entry.columns.get(field.name, [None] * entry.rows) for entry in entries]
+        given = [entry.columns.get(field.name) for entry in entries]
+        if all(part is None for part in given):  # e.g. no second model: a column of nulls
+            columns.append(pa.nulls(sum(entry.rows for entry in entries), field.type))
+            continue
+        parts = [[None] * e.rows if p is None else p for p, e in zip(given, entries, strict=True)]
         columns.append(_arrow(parts, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -173,13 +179,21 @@ def _numpy(kind: pa.DataType) -> str:
 
 
 def log_schema(inputs: Mapping[str, ColumnType], outputs: Mapping[str, pa.DataType]) -> pa.Schema:
-    """request_id, record, logged_at, model_version, the inputs, the outputs."""
+    """request_id, record, logged_at, which model answered (version, role, time per
+    row), the inputs, the outputs; then what the second model did with the row
+    (driftloop.core.rollout): its role, version, status, time per row and outputs.
+    The second model's columns are null when there is none."""
     fields = [
         pa.field("request_id", pa.string()),
         pa.field("record", pa.int32()),
         pa.field("logged_at", pa.timestamp("us", tz="UTC")),
         pa.field("model_version", pa.string()),
+        pa.field(rollout.ROLE, pa.string()),
+        pa.field(rollout.MODEL_MS, pa.float64()),
     ]
     fields += [pa.field(name, ARROW_TYPES[kind]) for name, kind in inputs.items()]
     fields += [pa.field(name, kind) for name, kind in outputs.items()]
+    fields += [pa.field(name, pa.string()) for name in SHADOW_FIELDS]
+    fields += [pa.field(rollout.SHADOW_MS, pa.float64())]
+    fields += [pa.field(rollout.shadow_column(name), kind) for name, kind in outputs.items()]
     return pa.schema(fields)

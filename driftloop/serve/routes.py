@@ -18,9 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, Response
 
+from driftloop.serve import roles
 from driftloop.serve.guard import REQUEST_ID
 from driftloop.serve.metrics import CONTENT_TYPE
-from driftloop.serve.responses import Invalid, PredictResponse, Problem
+from driftloop.serve.responses import Invalid, ModelResponse, PredictResponse, Problem
 from driftloop.serve.service import Service
 
 PREDICT = "/predict"
@@ -62,6 +63,7 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "no model loaded yet"},
 }
 MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ModelResponse, "description": "the champion, and the model of every role"},
     401: {"description": "missing or wrong API key"},
     503: {"description": "no model loaded yet"},
 }
@@ -113,17 +115,21 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/model", responses=MODEL_RESPONSES)
+@router.get("/model", response_model=None, responses=MODEL_RESPONSES)
 async def model(service: KeyedServiceDep) -> dict[str, Any]:
-    """The default data set's model: name, version, run id, when trained, holdout metrics."""
+    """The default data set's champion: name, version, run id, when trained, holdout
+    metrics; and the model of each role (challenger, previous) beside it."""
     return describe(service)
 
 
 def describe(service: Service) -> dict[str, Any]:
-    current = service.champion
+    current, second = service.champion, service.second
     if current is None:
         raise HTTPException(503, "no model is loaded yet")
-    return {**current.info, "compiled_preprocessing": current.predictor.compiled}
+    body = {**roles.describe(current), "roles": service.roles.describe()}
+    if second is not None:
+        body["rollout"] = second.rollout.to_json()
+    return body
 
 
 @router.get("/metrics", response_class=Response)
@@ -152,7 +158,12 @@ def data_set_router(name: str) -> APIRouter:
     async def predict_data_set(request: Request, service: Service = keyed_dependency) -> Response:
         return await answer(request, service)
 
-    @named.get(f"/model/{name}", responses=MODEL_RESPONSES, description=f"The champion of {name}.")
+    @named.get(
+        f"/model/{name}",
+        response_model=None,
+        responses=MODEL_RESPONSES,
+        description=f"The champion of {name}, and the model of each role beside it.",
+    )
     async def model_of_data_set(service: Service = keyed_dependency) -> dict[str, Any]:
         return describe(service)
 

@@ -5,6 +5,7 @@ on the new champion."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -15,7 +16,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from driftloop.core.promotion import point_champion
+from driftloop.core.champion import CHALLENGER
+from driftloop.core.promotion import point, point_champion
+from driftloop.core.rollout import in_canary
 from tests.conftest import ROOT, sh
 from tests.unit.serve import load
 from tests.unit.serve.conftest import get, scrape
@@ -209,3 +212,61 @@ def test_serve_from_the_registry_alias(copy: Path) -> None:
         assert model["source"] == "registry" and model["version"] == "1"
         assert model["holdout_metrics"]["roc_auc"] > 0.9
         assert client.post("/predict", json=EXAMPLE).json()["model_version"] == "1"
+
+
+def test_a_challenger_in_shadow_under_load_loses_nothing_on_sigterm(
+    server_factory: Any, models: Path, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "log"
+    card = models / "versions/2/card.json"
+    card.write_text(json.dumps({**json.loads(card.read_text()), "rollout": {"strategy": "shadow"}}))
+    point(models, CHALLENGER, "2")
+    server = server_factory(ROOT, models, log_dir)
+    assert get(f"{server.url}/model")[1]["roles"]["challenger"]["version"] == "2"
+    with load.Background(server.port, [EXAMPLE] * 2, threads=6) as generator:
+        time.sleep(4.0)
+        metrics = scrape(server.url)
+        out = server.terminate()  # while requests are in flight and rows wait for the challenger
+    tally = generator.tally
+    assert tally.ok > 100 and {v for answers in tally.versions for _, v in answers} == {"1"}
+    table = pq.read_table(log_dir / "car_loan").to_pandas()
+    assert set(tally.request_ids) <= set(table.request_id)  # every answer is in the log, once
+    assert len(table) == 2 * table.request_id.nunique()
+    assert set(table.shadow_version) == {"2"} and set(table.model_version) == {"1"}
+    assert set(table.shadow_status) <= {"ok", "skipped"}
+    scored = table[table.shadow_status == "ok"]
+    assert len(scored) > 0 and scored.shadow_y_pred_proba.notna().all()
+    assert scored.shadow_ms.notna().all() and table.model_ms.notna().all()
+    counted = metrics.get(
+        f'driftloop_shadow_rows_total{{{DATA[1:-1]},role="challenger",status="ok"}}'
+    )
+    assert counted is not None and 0 < counted <= len(scored)
+    assert "shadow" not in out.lower() or "error" not in out.lower(), out
+
+
+def test_serve_a_registry_challenger_as_a_canary(copy: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from driftloop.adapters import tracking
+    from driftloop.config.compose import load
+    from driftloop.serve.app import create_app
+    from driftloop.serve.service import Settings
+
+    sh(["driftloop", "compose", "serve.from_registry=true"], copy)
+    config = load(copy / "params.yaml")
+    tracking.configure(config.tracking, copy)
+    name = config.model_name
+    champion = tracking.alias_version(name, tracking.CHAMPION)
+    tags = {"driftloop.rollout.strategy": "canary", "driftloop.rollout.canary_share": "0.5"}
+    version = tracking.register(f"models:/{name}/{champion}", name, tags)
+    tracking.set_alias(name, CHALLENGER, version)
+    settings = Settings(config, copy, copy / "no-local-models", copy / "data/prediction_log")
+    with TestClient(create_app(settings)) as client:
+        model = client.get("/model").json()
+        assert model["roles"]["challenger"]["version"] == version
+        assert model["roles"]["challenger"]["source"] == "registry"
+        assert model["rollout"] == {"strategy": "canary", "canary_share": 0.5}
+        records = [{**EXAMPLE, "id": i} for i in range(200)]
+        body = client.post("/predict", json=records).json()
+    answered = [p.get("model_version", body["model_version"]) for p in body["predictions"]]
+    assert answered == [version if in_canary(str(i), 0.5) else champion for i in range(200)]

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from driftloop.config.schema import ColumnType, DriftloopConfig
-from driftloop.controller.snapshot import STATE, snapshot
+from driftloop.controller.snapshot import STATE, batch_frame, snapshot
 from driftloop.serve.predlog import Entry, PredictionLog, log_schema
 
 
@@ -70,3 +70,19 @@ def test_a_run_killed_before_recording_is_finished_next_time(
     again = snapshot(log_dir, incoming, config.data)
     assert again == first
     assert sorted(p.name for p in incoming.iterdir() if p.is_dir()) == [first[0]]
+
+
+def test_files_written_before_new_log_columns_join_with_nulls(
+    tmp_path: Path, config: DriftloopConfig
+) -> None:
+    """The first snapshot after an upgrade: an older file without the rollout's
+    columns, a newer one with them."""
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    stamp = pd.Timestamp("2026-01-01", tz="UTC")
+    old = pd.DataFrame({"request_id": ["a"], "record": [0], "logged_at": [stamp], "id": [1]})
+    new = old.assign(request_id="b", id=2, shadow_version="2")
+    old.to_parquet(log_dir / "part-1.parquet", index=False)
+    new.to_parquet(log_dir / "part-2.parquet", index=False)
+    frame = batch_frame(sorted(log_dir.glob("part-*.parquet")), config.data)
+    assert frame["shadow_version"].tolist() == [None, "2"]
