@@ -42,10 +42,13 @@ def _compose(args: argparse.Namespace) -> None:
 def _stage(
     name: str,
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]:
+    """A command's module (``module`` or ``module:main function``): its
+    add_arguments and its main."""
     import importlib
 
-    module: ModuleType = importlib.import_module(name)
-    return module.add_arguments, module.main
+    path, _, main = name.partition(":")
+    module: ModuleType = importlib.import_module(path)
+    return module.add_arguments, getattr(module, main or "main")
 
 
 COMMANDS: dict[str, tuple[str, str | None]] = {
@@ -69,6 +72,14 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "rollback": (
         "move the champion back to the version it replaced",
         "driftloop.controller.rollback",
+    ),
+    "approve": (
+        "promote the challenger on trial (rollout.approval: required)",
+        "driftloop.controller.rollout:approve",
+    ),
+    "reject": (
+        "take the challenger off trial; the champion stays",
+        "driftloop.controller.rollout:reject",
     ),
     "batch-predict": (
         "stage: score data with the champion in Spark into data/predictions",

@@ -1,13 +1,22 @@
-"""promote: the model gate, and the atomic switch of the champion.
+"""promote: the model gate, and the atomic switch of a role.
 
 Rules from conf/evaluate: a minimum for named metrics, the largest allowed
 regression against the champion, slices that must each meet the minimums,
 and the behavioural and prediction checks of evaluate. The first model (no
-champion yet) needs only the minimums. On a pass the model is registered in
-the MLflow registry, the alias ``champion`` moves to it, and
-data/models/<data set>/champion (a symlink to versions/<v> beside it) is switched with
-one atomic rename: a reader sees the old champion or the new one, never a
-half-written one. On a failure the champion is untouched.
+champion yet) needs only the minimums. A candidate that passes is registered
+in the MLflow registry and stored as data/models/<data set>/versions/<v>; what
+it becomes depends on conf/rollout:
+
+- the first model of a data set, or ``strategy: direct``: the champion (the
+  one it replaces becomes ``previous`` and keeps scoring in shadow for the
+  watch, see driftloop.core.moves);
+- ``shadow`` or ``canary``: the challenger, on trial beside the champion (a
+  newer passing candidate replaces an older challenger); the controller
+  promotes it on live evidence (driftloop.controller.rollout).
+
+Each role is a registry alias and a symlink beside versions/, switched with
+one atomic rename: a reader sees the old model or the new one, never a
+half-written one. On a failure nothing moves.
 """
 
 from __future__ import annotations
@@ -19,17 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.config.compose import find_root
-from driftloop.core import lineage, runner
-from driftloop.core.champion import current_version
+from driftloop.config.schema import DriftloopConfig, RolloutStrategy
+from driftloop.core import lineage, moves, runner
+from driftloop.core.champion import CHALLENGER, CHAMPION, current_version, role_version
 from driftloop.core.gate import judge, table
 from driftloop.core.model import MODEL_FILE
+from driftloop.core.moves import Move
 from driftloop.core.outputs import write_json
 from driftloop.core.promotion import (
     adopt,
-    register_champion,
-    registry_champion,
+    point,
+    register,
+    registry_version,
     same_model,
-    switch_champion,
+    store_version,
     training_run,
 )
 from driftloop.errors import DriftloopError
@@ -70,29 +82,64 @@ def main(args: argparse.Namespace) -> None:
                 f"model gate refused the candidate ({len(failed)} rule(s) failed); "
                 f"the champion is unchanged\n{table(verdicts)}"
             )
-        current = current_version(args.models)
+        say(place(args, config, report, decision))
+
+
+def place(
+    args: argparse.Namespace,
+    config: DriftloopConfig,
+    report: dict[str, Any],
+    decision: dict[str, Any],
+) -> str:
+    """Give the passing candidate its role; what was done, in a line."""
+    models, current = args.models, current_version(args.models)
+    direct = current is None or config.rollout.strategy is RolloutStrategy.direct
+    role = CHAMPION if direct else CHALLENGER
+    held = held_by(args, config)
+    if held is not None:
+        write_outputs(args, decision | {"role": held[0]})
+        return f"the candidate is the {held[0]} already (version {held[1]}); nothing to switch"
+    meta: dict[str, Any] = {
+        "trained_at": training_run(args.model).get("trained_at"),
+        "holdout_metrics": report["candidate"],
+    }
+    if direct:
+        meta["promoted_at"] = lineage.now()
+    else:
+        share = config.rollout.canary_share
+        meta["staged_at"] = lineage.now()
+        meta["rollout"] = {"strategy": config.rollout.strategy.value, "canary_share": share}
+    version, run_id = register(config, args.params, args.model, meta, role)
+    card = meta | {"version": version, "run_id": run_id}
+    store_version(models, version, args.model, card, args.params)
+    replaced = role_version(models, role)
+    if role == CHAMPION and current is not None:
+        move = Move.of("promote", version, current, "direct rollout: passed the model gate")
+        moves.apply(config, find_root(args.params.resolve().parent), models, move)
+    else:
+        point(models, role, version)
+    write_outputs(args, decision | {"role": role})
+    if role == CHAMPION:
+        return f"champion is now version {version} of {config.model_name}"
+    older = f", replacing challenger {replaced}" if replaced else ""
+    return (
+        f"version {version} of {config.model_name} is the challenger ({meta['rollout']['strategy']}"
+        f" beside champion {current}{older}); the controller judges it on live traffic"
+    )
+
+
+def held_by(args: argparse.Namespace, config: DriftloopConfig) -> tuple[str, str] | None:
+    """(role, version) when the candidate's exact bytes already are the champion
+    or the challenger, locally and in the registry."""
+    for role in (CHAMPION, CHALLENGER):
+        local = role_version(args.models, role)
         if (
-            same_model(args.model, args.models / "champion")
-            and registry_champion(config, args.params) == current
+            local is not None
+            and same_model(args.model, args.models / role)
+            and registry_version(config, args.params, role) == local
         ):
-            write_outputs(args, decision)
-            say(f"the candidate is the champion already (version {current}); nothing to switch")
-            return
-        meta = {
-            "trained_at": training_run(args.model).get("trained_at"),
-            "promoted_at": lineage.now(),
-            "holdout_metrics": report["candidate"],
-        }
-        version, run_id = register_champion(config, args.params, args.model, current, meta)
-        switch_champion(
-            args.models,
-            version,
-            args.model,
-            {**meta, "version": version, "run_id": run_id},
-            args.params,
-        )
-        write_outputs(args, decision)
-        say(f"champion is now version {version} of {config.model_name}")
+            return role, local
+    return None
 
 
 def write_outputs(args: argparse.Namespace, decision: dict[str, Any]) -> None:

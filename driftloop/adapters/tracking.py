@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,23 @@ def set_alias(name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove an alias (nothing when it is not set)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    with suppress(MlflowException):
+        MlflowClient().delete_registered_model_alias(name, alias)
+
+
+def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def alias_version(name: str, alias: str) -> str | None:

@@ -238,6 +238,10 @@ class ServeConfig:
     # OpenMP/BLAS threads per model call: 1 is fastest when concurrent requests
     # keep the other cores busy (threads would wait on each other)
     model_threads: int = 1
+    # the priority (nice level) of the process where a second model scores in
+    # shadow: lower than the answers', yet never starved, so a trial gets its
+    # evidence on a busy machine (null: only idle CPU time, SCHED_IDLE)
+    shadow_nice: int | None = 10
     # every data set logs into its own folder under it: <prediction_log_dir>/<name>
     prediction_log_dir: str = "data/prediction_log"
     flush_seconds: float = 2.0
@@ -339,6 +343,52 @@ class TrackingConfig:
     registered_model: str = "driftloop"
 
 
+# --- rollout ----------------------------------------------------------------------
+
+
+class RolloutStrategy(Enum):
+    direct = "direct"  # a passing candidate serves everyone at once
+    shadow = "shadow"  # it scores every record off the answer's path; nobody sees it
+    canary = "canary"  # it answers a sticky share of the records
+
+
+class Approval(Enum):
+    auto = "auto"  # the controller promotes when the evidence says so
+    required = "required"  # ... or writes the evidence and waits for `driftloop approve`
+
+
+@dataclass
+class RolloutConfig:
+    strategy: RolloutStrategy = RolloutStrategy.shadow
+    # canary: the share of records the challenger answers, sticky by a hash of
+    # the record id (of the request id when a record has none)
+    canary_share: float = 0.1
+    # evidence before a decision: rows both models scored, and labelled ones
+    min_rows: int = 2000
+    min_labelled: int = 1000
+    # a challenger still undecided after this many days is rejected
+    max_days: float = 30.0
+    # promote when the challenger's metric (evaluate.primary_metric) on the same
+    # labelled rows is at worst ``margin`` below the champion's, with the lower
+    # end of the paired bootstrap interval; reject when its upper end is below
+    margin: float = 0.005
+    confidence: float = 0.95
+    bootstrap: int = 1000
+    seed: int = 0
+    # a challenger that agrees with the champion on fewer records than this is
+    # rejected: a model that different needs a person, not a trial
+    min_agreement: float = 0.7
+    # scoring time against the champion's on the same batches, and failures
+    max_latency_ratio: float = 3.0
+    max_error_share: float = 0.01
+    approval: Approval = Approval.auto
+    # after a promotion the previous champion keeps scoring in shadow this long;
+    # the controller rolls back by itself when the new champion is worse on the
+    # same labelled rows by more than rollback_margin (interval excluding zero)
+    watch_days: float = 14.0
+    rollback_margin: float = 0.01
+
+
 # --- the whole composition ------------------------------------------------------
 
 
@@ -355,6 +405,7 @@ class DriftloopConfig:
     batch: BatchConfig = MISSING
     spark: SparkConfig = MISSING
     tracking: TrackingConfig = MISSING
+    rollout: RolloutConfig = MISSING
     # digest of conf/ when params.yaml was composed; stale params stop the DAG
     conf_digest: str = MISSING
 
@@ -376,6 +427,7 @@ GROUPS: tuple[str, ...] = (
     "batch",
     "spark",
     "tracking",
+    "rollout",
 )
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.config.schema import DriftloopConfig
-from driftloop.controller import datasets, experiments, snapshot
+from driftloop.controller import datasets, experiments, rollout, snapshot
 from driftloop.controller.workspace import (
     GATE_REFUSED,
     Paths,
@@ -52,7 +52,7 @@ from driftloop.controller.workspace import (
     tail,
 )
 from driftloop.core import host, lineage, promotion, runner
-from driftloop.core.champion import current_version
+from driftloop.core.champion import CHALLENGER, current_version, role_version
 from driftloop.core.drift import DriftRecord
 from driftloop.core.outputs import write_json
 from driftloop.errors import DriftloopError
@@ -170,6 +170,9 @@ def act(action: str, drift: DriftRecord, paths: Paths, config: DriftloopConfig) 
     if action == "warn":
         return warn(drift, paths)
     if action == "retrain":
+        on_trial = role_version(paths.models, CHALLENGER)
+        if on_trial is not None:  # a retrain would replace it before it was ever judged
+            return {"done": "deferred", "reason": f"challenger {on_trial} is on trial"}
         return retrain(paths)
     if action == "experiment":
         return experiments.run_sweep(paths, drift, config)
@@ -205,13 +208,16 @@ def retrain(paths: Paths) -> dict[str, Any]:
         raise DriftloopError(f"retrain: `dvc repro` failed ({code}):\n{tail(output)}")
     after = champion_version(paths)
     promoted = after != before
+    challenger = role_version(paths.models, CHALLENGER)
     outcome: dict[str, Any] = {
         "done": "retrained",
         "promoted": promoted,
         "champion_before": before,
         "champion_after": after,
     }
-    if not promoted:
+    if challenger is not None:
+        outcome["challenger"] = challenger  # on trial: the rollout step judges it
+    elif not promoted:
         outcome["gate"] = "refused" if GATE_REFUSED in output else "kept the champion"
     return outcome
 
@@ -246,6 +252,7 @@ def one_pass(
     dropped = clear_stale_dvc_locks(root)
     if dropped:
         log.info("loop: cleared DVC locks of stopped processes %s", dropped)
+    rollout.finish_move(paths, config)  # a promotion or rollback a stopped pass began
     if paths.journal.is_file():
         pending = json.loads(paths.journal.read_text())
         log.info("loop: finishing the pass a stopped controller left (%s)", pending["action"])
@@ -263,6 +270,9 @@ def monitored(paths: Paths, config: DriftloopConfig, kept: bool) -> dict[str, An
     if taken is not None:
         log.info("loop: %d logged rows -> batch %s", taken[1], taken[0])
     track_batches(paths)
+    # the challenger is judged (and perhaps promoted) before the monitor runs,
+    # so the monitor measures the model that serves from now on
+    judged = rollout.step(paths, config)
     run(["dvc", "repro", *(["--single-item"] if kept else []), "monitor"], paths.root)
     if not paths.drift.is_file():
         raise DriftloopError(f"{paths.drift}: the monitor stage wrote no decision")
@@ -279,7 +289,16 @@ def monitored(paths: Paths, config: DriftloopConfig, kept: bool) -> dict[str, An
         "drift_digest": drift_digest,
         "champion": champion_version(paths),
         "snapshot": taken[0] if taken else None,
+        "rollout": brief(judged),
     }
+
+
+def brief(judged: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The rollout step's verdict as the decision log keeps it (the evidence is
+    in rollout.jsonl)."""
+    if judged is None:
+        return None
+    return {key: judged.get(key) for key in ("kind", "judged", "against", "verdict", "reason")}
 
 
 def finish(pending: dict[str, Any], paths: Paths, config: DriftloopConfig) -> dict[str, Any]:
@@ -299,6 +318,7 @@ def finish(pending: dict[str, Any], paths: Paths, config: DriftloopConfig) -> di
         "alerts": drift.alerts,
         "champion": pending["champion"],
         "snapshot": pending["snapshot"],
+        "rollout": pending.get("rollout"),
         "drift_digest": pending["drift_digest"],
         "outcome": outcome,
     }

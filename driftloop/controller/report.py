@@ -23,8 +23,11 @@ from typing import Any
 import yaml
 
 from driftloop.config.compose import find_root
+from driftloop.controller import loop, rollout
 from driftloop.controller.datasets import composed_for
+from driftloop.controller.workspace import Paths
 from driftloop.core import runner
+from driftloop.core.champion import ROLES, role_version
 from driftloop.core.drift import DriftRecord
 from driftloop.core.gate import judge
 from driftloop.core.outputs import atomic_file, read_json
@@ -108,8 +111,11 @@ def model_gate_lines(evaluation: dict[str, Any] | None, config: Any) -> list[str
         return ["The model has not been evaluated in this change (no " + EVALUATION + ")."]
     verdicts = judge(evaluation, config.evaluate)
     passed = all(v.passed for v in verdicts)
+    strategy = config.rollout.strategy.value
+    role = "the champion" if strategy == "direct" else f"the challenger ({strategy})"
     head = (
-        "**passes**: promote makes the candidate the champion"
+        f"**passes**: promote makes the candidate {role} (the first model of a data set: "
+        "the champion)"
         if passed
         else "**refused**: the champion stays"
     )
@@ -119,6 +125,27 @@ def model_gate_lines(evaluation: dict[str, Any] | None, config: Any) -> list[str
         for v in verdicts
     ]
     return [head, "", "| rule | value | limit | margin | result |", "|---|---|---|---|---|", *rows]
+
+
+def rollout_lines(root: Path, config: Any) -> list[str]:
+    """Who serves, who is on trial or watched, and the last rollout verdict."""
+    paths = Paths.of(root, config)
+    roles = {role: role_version(paths.models, role) for role in ROLES}
+    lines = [
+        f"Strategy **{config.rollout.strategy.value}**, approval {config.rollout.approval.value}.",
+        "",
+        "| role | version |",
+        "|---|---|",
+        *[f"| {role} | {version or '-'} |" for role, version in roles.items()],
+    ]
+    last = loop.last_decision(rollout.decisions(paths))
+    if last is not None:
+        lines += [
+            "",
+            f"Last verdict ({last['at']}, {last['kind']}): **{last['verdict']}**, "
+            f"{last['reason']}. Evidence: `{rollout.report(paths).relative_to(root)}`.",
+        ]
+    return lines
 
 
 def drift_lines(drift: DriftRecord | None, base: DriftRecord | None) -> list[str]:
@@ -274,6 +301,7 @@ def build(root: Path, params: Path, base: str, head: str | None, out: Path) -> R
         data_gate_lines(at_revision(root, head, DATA_GATE), at_revision(root, base, DATA_GATE)),
     )
     report.section("Model gate", model_gate_lines(at_revision(root, head, EVALUATION), config))
+    report.section("Rollout", rollout_lines(root, config))
     report.section("Drift", drift_lines(drift_at(root, head), drift_at(root, base)))
     outputs = dvc_json(report, ["diff", *revisions(base, head)], root, "data and models")
     report.missing += not_in_cache(outputs or {})

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from driftloop.adapters import tracking
 from driftloop.config.compose import find_root
-from driftloop.core import runner
+from driftloop.core import moves, runner
 from driftloop.core.champion import MODELS
 from driftloop.core.model import CARD_FILE, MODEL_FILE
+from driftloop.core.moves import Move
 from driftloop.core.outputs import atomic_dir, write_json
-from driftloop.core.promotion import adopt, point_champion
+from driftloop.core.promotion import adopt
 from driftloop.errors import DriftloopError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,5 @@ def main(args: argparse.Namespace) -> None:
         with atomic_dir(models / "versions" / previous) as folder:
             (folder / MODEL_FILE).write_bytes(pickle.dumps(model, protocol=5))
             write_json(folder / CARD_FILE, {"version": previous, "restored_from": "registry"})
-    tracking.set_alias(name, tracking.CHAMPION, previous)
-    point_champion(models, previous)
+    moves.apply(config, root, models, Move.of("rollback", previous, current, "rolled back by hand"))
     log.info("rollback: champion of '%s' is now version %s (was %s)", name, previous, current)

@@ -25,6 +25,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,9 @@ import pyarrow.parquet as pq
 from driftloop.adapters import nml
 from driftloop.config.instantiate import load_typed
 from driftloop.config.schema import ColumnType, DataConfig, DriftloopConfig, Problem, SourceKind
-from driftloop.controller import loop, workspace
-from driftloop.core import runner
+from driftloop.controller import datasets, loop, rollout, workspace
+from driftloop.core import runner, trial
+from driftloop.core.champion import CHALLENGER, PREVIOUS, role_version
 from driftloop.core.data import conform, load_source
 from driftloop.core.host import free_port
 from driftloop.core.metrics import compute_metrics
@@ -61,8 +64,9 @@ class Injection:
     mix: dict[str, float] = field(default_factory=dict)
     # the affected rows' label becomes this (a change of concept, learnable)
     label: Any = None
-    # the first replayed month (1-based) it applies to
+    # the first replayed month (1-based) it applies to, and the last (null: to the end)
     from_month: int = 1
+    to_month: int | None = None
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Scenario:
     label_delay: int = 1
     seed: int = 0
     records_per_request: int = 500
+    # Hydra overrides composed for the replay (e.g. rollout=canary), put back after
+    overrides: list[str] = field(default_factory=list)
     drift: list[Injection] = field(default_factory=list)
 
 
@@ -129,7 +135,7 @@ def inject(
     """The month's rows with every injection active in ``month`` applied."""
     out = frame.copy()
     for index, injection in enumerate(injections):
-        if month < injection.from_month:
+        if month < injection.from_month or (injection.to_month or month) < month:
             continue
         rng = np.random.default_rng([seed, month, index])
         hit = rng.random(len(out)) < injection.share
@@ -240,8 +246,8 @@ class Service:
             time.sleep(0.3)
         raise DriftloopError(f"the service never became ready; see {self._out.name}")
 
-    def predict(self, batch: list[dict[str, Any]]) -> str:
-        """POST the records; the model version that answered."""
+    def predict(self, batch: list[dict[str, Any]]) -> list[str]:
+        """POST the records; the model version that answered each."""
         request = urllib.request.Request(
             f"{self.url}/predict",
             data=json.dumps(batch).encode(),
@@ -249,9 +255,12 @@ class Service:
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
-                return str(json.loads(response.read())["model_version"])
+                body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise DataError(f"POST /predict: {exc.code} {exc.read()[:500]!r}") from exc
+        # a prediction the canary answered names its own version
+        default = str(body["model_version"])
+        return [str(p.get("model_version", default)) for p in body["predictions"]]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -292,6 +301,11 @@ class Month:
     reference: float | None = None
     realised: float | None = None
     champion_after: str | None = None
+    # the rollout: records the canary answered, the roles after the pass, its verdict
+    by_challenger: int = 0
+    challenger_after: str | None = None
+    previous_after: str | None = None
+    rollout: str | None = None
 
 
 class Replay:
@@ -310,10 +324,15 @@ class Replay:
         )
         sent = records(drifted, data)
         size = scenario.records_per_request
-        versions = {service.predict(sent[i : i + size]) for i in range(0, len(sent), size)}
+        champion = loop.champion_version(self.paths)
+        answered = [
+            v for i in range(0, len(sent), size) for v in service.predict(sent[i : i + size])
+        ]
         self.sent += len(sent)
         wait_logged(self.paths.log_dir, self.sent)
-        self.months.append(Month(name, len(sent), sorted(versions)))
+        month = Month(name, len(sent), sorted(set(answered)))
+        month.by_challenger = sum(v != champion for v in answered)
+        self.months.append(month)
         self.labels.append(drifted[[data.columns.id, data.columns.target]])
         due = index - 1 - scenario.label_delay
         if due >= 0:
@@ -336,23 +355,23 @@ class Replay:
         rows = pd.read_parquet(folder / "data.parquet").merge(
             pd.read_parquet(folder / "labels.parquet"), on=data.columns.id
         )
-        outputs = Outputs.of(data)
         classes = sorted(pd.unique(rows[data.columns.target]).tolist())
-        out: np.ndarray
-        if data.problem is Problem.regression:
-            out = rows[outputs.label].to_numpy(dtype="float64")
-        elif data.problem is Problem.binary:
-            proba = rows[outputs.proba].to_numpy(dtype="float64")
-            out = np.column_stack([1 - proba, proba])
-        else:
-            out = rows[outputs.class_columns(classes)].to_numpy(dtype="float64")
+        out = trial.score_matrix(rows, Outputs.of(data), classes)
         metrics = compute_metrics(data.problem, rows[data.columns.target], out, classes)
         return metrics[self.config.monitor.primary_metric]
 
     def decide(self, month: Month) -> None:
         """One controller pass; what it decided goes on the month's row."""
+        judged = rollout.decisions(self.paths)
+        seen = len(judged.read_text().splitlines()) if judged.is_file() else 0
         entry = loop.once(self.root, self.root / "params.yaml")
         month.champion_after = loop.champion_version(self.paths)
+        month.challenger_after = role_version(self.paths.models, CHALLENGER)
+        month.previous_after = role_version(self.paths.models, PREVIOUS)
+        verdicts = judged.read_text().splitlines()[seen:] if judged.is_file() else []
+        said = [json.loads(line) for line in verdicts]
+        month.rollout = "; ".join(f"{e['verdict']} {e.get('judged') or ''}".strip() for e in said)
+        month.rollout = month.rollout or None
         if entry is None:
             return
         month.batch = entry.get("snapshot") or month.batch
@@ -373,6 +392,24 @@ class Replay:
             self.decide(row)
             row.batch = self.months[index].batch
             self.months.append(row)
+
+
+@contextmanager
+def composed_with(root: Path, config: DriftloopConfig, overrides: list[str]) -> Iterator[None]:
+    """The project composed with the scenario's overrides for the replay, and
+    as it was after."""
+    if not overrides:
+        yield
+        return
+    before = datasets.overrides_of(root, config.data.name)
+    keys = {o.split("=", 1)[0] for o in overrides}
+    kept = [o for o in before if o.split("=", 1)[0] not in keys]
+    log.info("simulate: composing with %s for the replay", " ".join(overrides))
+    datasets.compose_project(root, root / "params.yaml", [*kept, *overrides])
+    try:
+        yield
+    finally:
+        datasets.compose_project(root, root / "params.yaml", before)
 
 
 def simulate(root: Path, config: DriftloopConfig, scenario: Scenario) -> list[Month]:
@@ -442,8 +479,10 @@ def figure(table: pd.DataFrame, metric: str) -> Any:
             go.Scatter(x=table["month"], y=table[column], mode="lines+markers", name=name)
         )
     labels = [
-        f"{a or ''}<br>v{c or ''}"
-        for a, c in zip(table["action"], table["champion_after"], strict=True)
+        f"{a or ''}<br>v{c or ''}" + (f" (challenger v{h})" if isinstance(h, str) else "")
+        for a, c, h in zip(
+            table["action"], table["champion_after"], table["challenger_after"], strict=True
+        )
     ]
     fig.add_trace(
         go.Scatter(
@@ -474,8 +513,8 @@ def main(args: argparse.Namespace) -> None:
     if not path.suffix:
         path = root / "conf/simulate" / f"{args.scenario}.yaml"
     scenario = load_scenario(path, config.data)
-    with runner.timed("simulate") as say:
-        months = simulate(root, config, scenario)
+    with runner.timed("simulate") as say, composed_with(root, config, scenario.overrides):
+        months = simulate(root, runner.load_params(args.params), scenario)
         actions = ", ".join(f"{m.month} {m.action}" for m in months)
         say(
             f"{scenario.name}: {len(months)} months ({actions}); reports/simulation/{scenario.name}"

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.config.compose import find_root, load
-from driftloop.controller import datasets, loop, snapshot, workspace
+from driftloop.controller import datasets, loop, rollout, snapshot, workspace
 from driftloop.core import runner
-from driftloop.core.champion import current_version
+from driftloop.core.champion import CHALLENGER, PREVIOUS, current_version, role_version
 from driftloop.core.drift import DriftRecord
 from driftloop.core.model import CARD_FILE
 from driftloop.core.outputs import read_json
@@ -44,6 +44,11 @@ class State:
     dvc_error: str = ""
     # the project's data set, when status is about another one
     composed: str | None = None
+    # the rollout: the challenger on trial, the previous champion under watch,
+    # and the last judgement (reports/loop/<data set>/rollout.jsonl)
+    challenger: str | None = None
+    previous: str | None = None
+    judged: dict[str, Any] | None = None
 
 
 def next_action(state: State) -> str:
@@ -70,11 +75,26 @@ def next_action(state: State) -> str:
 def render(state: State) -> list[str]:
     return [
         *serving_lines(state),
+        *rollout_lines(state),
         *monitoring_lines(state),
         *label_lines(state),
         dvc_line(state),
         f"{'next':11} the controller would {next_action(state)}",
     ]
+
+
+def rollout_lines(state: State) -> list[str]:
+    """The challenger on trial or the champion under watch, and the last verdict."""
+    if state.challenger is None and state.previous is None:
+        return []
+    if state.challenger is not None:
+        said = f"challenger {state.challenger} on trial beside champion {state.version}"
+    else:
+        said = f"champion {state.version} watched against previous {state.previous}"
+    last = state.judged
+    if last is not None:
+        said += f"; last verdict {last['verdict']} ({last['at']}): {last['reason']}"
+    return [f"{'rollout':11} {said}"]
 
 
 def serving_lines(state: State) -> list[str]:
@@ -161,6 +181,9 @@ def gather(root: Path, params: Path, data: str | None = None) -> State:
     state.drift_digest = loop.digest(paths.drift) if paths.drift.is_file() else None
     state.last = loop.last_decision(paths.decisions)
     state.journal = read_json(paths.journal)
+    state.challenger = role_version(models, CHALLENGER)
+    state.previous = role_version(models, PREVIOUS)
+    state.judged = loop.last_decision(rollout.decisions(paths))
     state.pending_labels = pending_labels(paths.incoming)
     taken = read_json(paths.incoming / snapshot.STATE) or []
     state.unbatched_files = len(snapshot.new_files(paths.log_dir, set(taken)))

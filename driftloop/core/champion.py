@@ -24,6 +24,11 @@ MODELS = Path("data/models")
 PARAMS_FILE = "params.yaml"
 # what a project kept in data/models itself when it had a single champion
 LEGACY = ("versions", "promoted.json", "champion")
+# the links of a data set's models folder, each to versions/<v>: the champion
+# answers; a challenger is on trial beside it; the previous champion keeps
+# scoring in shadow for a while after it was replaced
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+ROLES = (CHAMPION, CHALLENGER, PREVIOUS)
 
 
 def models_folder(root: Path, data_name: str) -> Path:
@@ -53,7 +58,12 @@ def adopt_legacy(models: Path) -> str | None:
 
 
 def current_version(models: Path) -> str | None:
-    link = models / "champion"
+    return role_version(models, CHAMPION)
+
+
+def role_version(models: Path, role: str) -> str | None:
+    """The version a role's link points at (None: nobody has the role)."""
+    link = models / role
     return Path(os.readlink(link)).name if link.is_symlink() else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,31 +20,54 @@ def scores(model: Any, x: pd.DataFrame, problem: Problem) -> np.ndarray:
     return np.asarray(out, dtype="float64")
 
 
+Metric = Callable[[np.ndarray, np.ndarray, list[Any]], float]
+
+
+def _positive(y: np.ndarray, classes: list[Any]) -> np.ndarray:
+    return np.asarray(np.asarray(y) == classes[1], dtype=int)
+
+
+def _predicted(out: np.ndarray, classes: list[Any]) -> np.ndarray:
+    return np.asarray(np.asarray(classes)[out.argmax(axis=1)])
+
+
+REGRESSION: dict[str, Metric] = {
+    "rmse": lambda y, out, _: float(np.sqrt(skm.mean_squared_error(y, out))),
+    "mae": lambda y, out, _: float(skm.mean_absolute_error(y, out)),
+    "r2": lambda y, out, _: float(skm.r2_score(y, out)),
+}
+CLASSIFICATION: dict[str, Metric] = {
+    "accuracy": lambda y, out, c: float(skm.accuracy_score(y, _predicted(out, c))),
+    "log_loss": lambda y, out, c: float(skm.log_loss(y, out, labels=c)),
+}
+BINARY: dict[str, Metric] = {
+    **CLASSIFICATION,
+    "roc_auc": lambda y, out, c: float(skm.roc_auc_score(_positive(y, c), out[:, 1])),
+    "pr_auc": lambda y, out, c: float(skm.average_precision_score(_positive(y, c), out[:, 1])),
+    "f1": lambda y, out, c: float(skm.f1_score(_positive(y, c), (out[:, 1] >= 0.5).astype(int))),
+    "brier": lambda y, out, c: float(skm.brier_score_loss(_positive(y, c), out[:, 1])),
+}
+MULTICLASS: dict[str, Metric] = {
+    **CLASSIFICATION,
+    "roc_auc": lambda y, out, c: float(skm.roc_auc_score(y, out, multi_class="ovr", labels=c)),
+    "f1": lambda y, out, c: float(skm.f1_score(y, _predicted(out, c), average="macro")),
+}
+BY_PROBLEM = {
+    Problem.regression: REGRESSION,
+    Problem.binary: BINARY,
+    Problem.multiclass: MULTICLASS,
+}
+
+
 def compute_metrics(
     problem: Problem, y: pd.Series, out: np.ndarray, classes: list[Any]
 ) -> dict[str, float]:
-    if problem is Problem.regression:
-        return {
-            "rmse": float(np.sqrt(skm.mean_squared_error(y, out))),
-            "mae": float(skm.mean_absolute_error(y, out)),
-            "r2": float(skm.r2_score(y, out)),
-        }
-    predicted = np.asarray(classes)[out.argmax(axis=1)]
-    result = {
-        "accuracy": float(skm.accuracy_score(y, predicted)),
-        "log_loss": float(skm.log_loss(y, out, labels=classes)),
-    }
-    if problem is Problem.binary:
-        positive = (np.asarray(y) == classes[1]).astype(int)
-        result |= {
-            "roc_auc": float(skm.roc_auc_score(positive, out[:, 1])),
-            "pr_auc": float(skm.average_precision_score(positive, out[:, 1])),
-            "f1": float(skm.f1_score(positive, (out[:, 1] >= 0.5).astype(int))),
-            "brier": float(skm.brier_score_loss(positive, out[:, 1])),
-        }
-    else:
-        result |= {
-            "roc_auc": float(skm.roc_auc_score(y, out, multi_class="ovr", labels=classes)),
-            "f1": float(skm.f1_score(y, predicted, average="macro")),
-        }
-    return {key: round(value, 6) for key, value in result.items()}
+    labels = np.asarray(y)
+    return {name: round(fn(labels, out, classes), 6) for name, fn in BY_PROBLEM[problem].items()}
+
+
+def compute_metric(
+    problem: Problem, name: str, y: np.ndarray, out: np.ndarray, classes: list[Any]
+) -> float:
+    """One of compute_metrics' figures, computed alone (a bootstrap takes thousands)."""
+    return round(BY_PROBLEM[problem][name](np.asarray(y), out, classes), 6)

@@ -16,7 +16,7 @@ from driftloop.adapters import tracking
 from driftloop.config.compose import find_root
 from driftloop.config.schema import DriftloopConfig
 from driftloop.core import lineage
-from driftloop.core.champion import PARAMS_FILE, adopt_legacy
+from driftloop.core.champion import CHAMPION, PARAMS_FILE, adopt_legacy, role_version
 from driftloop.core.model import CARD_FILE, MODEL_FILE, run_file
 from driftloop.core.outputs import atomic_dir, write_json
 
@@ -39,37 +39,53 @@ def adopt(config: DriftloopConfig, root: Path, models: Path) -> None:
     )  # fmt: skip
 
 
-def switch_champion(
+def store_version(
     models: Path, version: str, candidate: Path, meta: dict[str, Any], params: Path
 ) -> Path:
     """Copy the candidate (and the params it was trained with) to versions/<v>,
-    then atomically repoint champion at it."""
+    its card merged with ``meta``."""
     target = models / "versions" / version
     with atomic_dir(target) as folder:
         shutil.copy2(candidate / MODEL_FILE, folder / MODEL_FILE)
         shutil.copy2(params, folder / PARAMS_FILE)
         card = json.loads((candidate / CARD_FILE).read_text())
         write_json(folder / CARD_FILE, {**card, **meta})
+    return target
+
+
+def switch_champion(
+    models: Path, version: str, candidate: Path, meta: dict[str, Any], params: Path
+) -> Path:
+    """Store the candidate as versions/<v>, then atomically repoint champion at it."""
+    target = store_version(models, version, candidate, meta, params)
     point_champion(models, version)
     return target
 
 
 def point_champion(models: Path, version: str) -> None:
-    link = models / "champion"
-    tmp = models / f".champion.tmp-{os.getpid()}"
+    point(models, CHAMPION, version)
+
+
+def point(models: Path, role: str, version: str) -> None:
+    """Point a role's link at versions/<version> with one rename: readers see
+    the old link or the new one."""
+    tmp = models / f".{role}.tmp-{os.getpid()}"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(Path("versions") / version)
-    os.replace(tmp, link)  # one rename: readers see the old link or the new one
+    os.replace(tmp, models / role)
 
 
-def register_champion(
-    config: DriftloopConfig,
-    params: Path,
-    candidate: Path,
-    previous: str | None,
-    meta: dict[str, Any],
+def clear(models: Path, role: str, version: str | None = None) -> None:
+    """Nobody has the role any more (only if ``version`` has it, when given);
+    the version folder stays."""
+    if version is None or role_version(models, role) == version:
+        (models / role).unlink(missing_ok=True)
+
+
+def register(
+    config: DriftloopConfig, params: Path, candidate: Path, meta: dict[str, Any], role: str
 ) -> tuple[str, str | None]:
-    """Register the candidate (its training run's model) and move the alias to it."""
+    """Register the candidate (its training run's model) and give it the role's alias."""
     root = find_root(params.resolve().parent)
     tracking.configure(config.tracking, root)
     run = training_run(candidate)
@@ -78,12 +94,12 @@ def register_champion(
         model = pickle.loads((candidate / MODEL_FILE).read_bytes())
         uri = tracking.log_model_file(model, None, "promote", {"driftloop.stage": "promote"})
     name = config.model_name
-    previous = tracking.alias_version(name, tracking.CHAMPION) or previous
-    tags = {"driftloop.previous_champion": previous or "", "git.commit": lineage.git_commit(root)}
-    tags |= {f"driftloop.{key}": str(meta[key]) for key in ("trained_at", "promoted_at")}
+    tags = {"driftloop.role": role, "git.commit": lineage.git_commit(root)}
+    tags |= {f"driftloop.{key}": str(value) for key, value in meta.items() if key.endswith("_at")}
+    tags |= {f"driftloop.rollout.{k}": str(v) for k, v in meta.get("rollout", {}).items()}
     tags |= {f"{tracking.HOLDOUT_TAG}{k}": str(v) for k, v in meta["holdout_metrics"].items()}
     version = tracking.register(uri, name, tags)
-    tracking.set_alias(name, tracking.CHAMPION, version)
+    tracking.set_alias(name, role, version)
     return version, run.get("run_id")
 
 
@@ -97,10 +113,10 @@ def training_run(candidate: Path) -> dict[str, str]:
     return run if run.get("model_md5") == digest else {}
 
 
-def registry_champion(config: DriftloopConfig, params: Path) -> str | None:
-    """The version the registry's champion alias points at (None without one)."""
+def registry_version(config: DriftloopConfig, params: Path, role: str = CHAMPION) -> str | None:
+    """The version the registry's alias of ``role`` points at (None without one)."""
     tracking.configure(config.tracking, find_root(params.resolve().parent))
-    return tracking.alias_version(config.model_name, tracking.CHAMPION)
+    return tracking.alias_version(config.model_name, role)
 
 
 def same_model(candidate: Path, champion: Path) -> bool:

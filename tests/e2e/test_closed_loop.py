@@ -33,7 +33,12 @@ def read_simulation(root: Path, scenario: str) -> tuple[pd.DataFrame, list[dict[
     """The timeline a simulation wrote and the controller's decision log."""
     timeline = pd.read_csv(
         root / f"reports/simulation/{scenario}/timeline.csv",
-        dtype={"served_by": str, "champion_after": str},
+        dtype={
+            "served_by": str,
+            "champion_after": str,
+            "challenger_after": str,
+            "previous_after": str,
+        },
     )
     lines = (root / "reports/loop/car_loan/decisions.jsonl").read_text().splitlines()
     return timeline, [json.loads(line) for line in lines]
@@ -134,7 +139,8 @@ def test_heavy_drift_goes_back_to_experimentation(copy: Path) -> None:
 def test_a_controller_killed_mid_retrain_is_finished_by_the_next(copy: Path) -> None:
     """Kill a controller (and its dvc) in the middle of a retrain; the next pass
     clears DVC's stale lock, finishes the retrain and logs it once."""
-    sh(["driftloop", "compose", "model=rf"], copy)  # a retrain with real work: rf passes the gate
+    # a retrain with real work (rf passes the gate), promoted at once
+    sh(["driftloop", "compose", "model=rf", "rollout=direct"], copy)
     drift = {
         "batch": "2018-11",
         "batches": ["2018-11"],

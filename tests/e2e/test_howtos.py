@@ -51,6 +51,12 @@ def test_add_a_feature_then_roll_back(copy: Path) -> None:
     ]  # fmt: skip
     names = json.loads((copy / "metrics/featurize.json").read_text())["features"]
     assert "value_per_month" in names
+    assert os.readlink(copy / "data/models/car_loan/challenger") == "versions/2"
+    status, approve = howto("Roll out a model").commands
+    assert "challenger 2 on trial beside champion 1" in run(status, copy)
+    assert "promote: version 2; the champion is 2" in run(approve, copy)
+    assert not (copy / "data/models/car_loan/challenger").exists()
+    assert os.readlink(copy / "data/models/car_loan/previous") == "versions/1"
     card = json.loads((copy / "data/models/car_loan/champion/card.json").read_text())
     assert "value_per_month" in card["numeric"] and card["version"] == "2"
     assert "metrics/eval.json" in run(diff, copy)
@@ -58,6 +64,7 @@ def test_add_a_feature_then_roll_back(copy: Path) -> None:
     rollback, status = howto("Roll back").commands
     assert "is now version 1 (was 2)" in run(rollback, copy)
     assert champion(copy) == "versions/1" and registry_champion(copy) == "1"
+    assert not (copy / "data/models/car_loan/previous").exists()
     assert "version 1: hgb on car_loan" in run(status, copy)
     again = run(rollback, copy, check=False)
     assert "nothing to roll back to" in again
@@ -110,6 +117,8 @@ def test_serve_then_switch_the_model_under_load(copy: Path) -> None:
         apply(switch.edit("conf/model/extra_trees.yaml"), copy)
         with load.Background(server.port, EXAMPLE, threads=2) as generator:
             out = run(switch.command("driftloop compose model=extra_trees"), copy)
+            # the passing candidate is the challenger; a person promotes it at once
+            run(howto("Roll out a model").command("driftloop approve 2"), copy)
             time.sleep(3.0)  # past serve.reload_seconds
         assert get(f"{server.url}/model")[1]["model"] == "extra_trees"
     finally:

@@ -93,6 +93,15 @@ def test_bad_scenarios_are_named(
 
 def test_the_shipped_scenarios_load(config: DriftloopConfig) -> None:
     names = {p.stem for p in (ROOT / "conf/simulate").glob("*.yaml")}
-    assert names == {"none", "warn", "retrain", "experiment"}
+    assert names == {
+        "none", "warn", "retrain", "experiment", "shadow", "canary", "bad_candidate", "rollback"
+    }
     for name in names:
         assert load_scenario(ROOT / f"conf/simulate/{name}.yaml", config.data).name == name
+
+
+def test_an_injection_can_end(config: DriftloopConfig) -> None:
+    frame = pd.DataFrame({"car_value": [1.0, 2.0], "repaid": [1, 1]})
+    shift = Injection(kind="shift", column="car_value", value=10.0, from_month=1, to_month=1)
+    assert inject(frame, [shift], 1, 0, config.data)["car_value"].tolist() == [11.0, 12.0]
+    assert inject(frame, [shift], 2, 0, config.data)["car_value"].tolist() == [1.0, 2.0]
