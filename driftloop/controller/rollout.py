@@ -50,6 +50,10 @@ MOVES = {
 }
 
 
+# verdicts a person hears of (reports/loop/<data set>/alerts.log), not only reads
+ALERTS = (trial.REJECT, trial.ROLLBACK, "awaiting approval")
+
+
 def journal(paths: Paths) -> Path:
     return paths.state / "rollout.json"
 
@@ -109,6 +113,9 @@ def act(
         move = Move.of(MOVES[verdict.action], target, other, verdict.reason)
         entry["move"] = move.to_json()
         carry_out(paths, config, move)
+    if entry["verdict"] in ALERTS:
+        said = f"{entry['verdict'].upper()} version {found.new}: {entry['reason']}"
+        append_line(paths.alerts, f"{entry['at']} ROLLOUT {said}; see {report(paths).name}")
     record(paths, config, entry)
     return entry
 

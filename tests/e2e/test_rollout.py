@@ -87,6 +87,8 @@ def test_a_challenger_worse_on_live_traffic_is_rejected_in_shadow(copy: Path) ->
     evidence = rejected[0]["evidence"]
     assert evidence["new_metric"] < evidence["base_metric"] and evidence["interval"][1] < -0.002
     assert "worse than the champion" in rejected[0]["reason"]
+    alerts = (copy / "reports/loop/car_loan/alerts.log").read_text()
+    assert "ROLLOUT REJECT version 2: roc_auc" in alerts
     assert link(copy, "champion") == "versions/1" and link(copy, "challenger") is None
     assert set(logged(copy)["model_version"]) == {"1"}  # it never answered a request
     assert set(timeline["champion_after"]) == {"1"}
@@ -102,6 +104,7 @@ def test_a_promoted_champion_worse_live_is_rolled_back_by_itself(copy: Path) -> 
     assert len(rolled) == 1 and rolled[0]["kind"] == "watch"
     evidence = rolled[0]["evidence"]
     assert evidence["difference"] < -0.003 and evidence["interval"][1] < 0
+    assert "ROLLOUT ROLLBACK version 2" in (copy / "reports/loop/car_loan/alerts.log").read_text()
     assert link(copy, "champion") == "versions/1" and link(copy, "previous") is None
     assert registry_champion(copy) == "1"
     served = timeline[timeline["rows"] > 0]
