@@ -93,27 +93,21 @@ def place(
 ) -> str:
     """Give the passing candidate its role; what was done, in a line."""
     models, current = args.models, current_version(args.models)
-    direct = current is None or config.rollout.strategy is RolloutStrategy.direct
+    # the first model: no champion here, or none in the configured registry (a
+    # project newly pointed at a shared server)
+    first = current is None or registry_version(config, args.params) is None
+    direct = first or config.rollout.strategy is RolloutStrategy.direct
     role = CHAMPION if direct else CHALLENGER
     held = held_by(args, config)
     if held is not None:
         write_outputs(args, decision | {"role": held[0]})
         return f"the candidate is the {held[0]} already (version {held[1]}); nothing to switch"
-    meta: dict[str, Any] = {
-        "trained_at": training_run(args.model).get("trained_at"),
-        "holdout_metrics": report["candidate"],
-    }
-    if direct:
-        meta["promoted_at"] = lineage.now()
-    else:
-        share = config.rollout.canary_share
-        meta["staged_at"] = lineage.now()
-        meta["rollout"] = {"strategy": config.rollout.strategy.value, "canary_share": share}
+    meta = card_meta(args, config, report, direct)
     version, run_id = register(config, args.params, args.model, meta, role)
     card = meta | {"version": version, "run_id": run_id}
     store_version(models, version, args.model, card, args.params)
     replaced = role_version(models, role)
-    if role == CHAMPION and current is not None:
+    if role == CHAMPION and not first:
         move = Move.of("promote", version, current, "direct rollout: passed the model gate")
         moves.apply(config, find_root(args.params.resolve().parent), models, move)
     else:
@@ -126,6 +120,21 @@ def place(
         f"version {version} of {config.model_name} is the challenger ({meta['rollout']['strategy']}"
         f" beside champion {current}{older}); the controller judges it on live traffic"
     )
+
+
+def card_meta(
+    args: argparse.Namespace, config: DriftloopConfig, report: dict[str, Any], direct: bool
+) -> dict[str, Any]:
+    """What the version's card and registry tags record beside the model."""
+    meta: dict[str, Any] = {
+        "trained_at": training_run(args.model).get("trained_at"),
+        "holdout_metrics": report["candidate"],
+    }
+    if direct:
+        return meta | {"promoted_at": lineage.now()}
+    rules = config.rollout
+    rollout = {"strategy": rules.strategy.value, "canary_share": rules.canary_share}
+    return meta | {"staged_at": lineage.now(), "rollout": rollout}
 
 
 def held_by(args: argparse.Namespace, config: DriftloopConfig) -> tuple[str, str] | None:

@@ -126,10 +126,11 @@ def act(
 def since(models: Path, version: str, key: str) -> float:
     """Days since the card's ``key`` time (staged_at, promoted_at); 0 when unknown."""
     card = read_json(models / "versions" / version / CARD_FILE) or {}
-    stamp = card.get(key)
-    if not stamp:
+    try:
+        since = datetime.fromisoformat(str(card.get(key)))
+    except ValueError:  # none recorded (a version from before the rollout) or unreadable
         return 0.0
-    return (datetime.now(UTC) - datetime.fromisoformat(str(stamp))).total_seconds() / 86400
+    return (datetime.now(UTC) - since).total_seconds() / 86400
 
 
 def gather(

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from driftloop.core import rollout
+from driftloop.core.moves import Move
 from tests.conftest import sh
 from tests.e2e.test_closed_loop import simulate
 from tests.e2e.test_model_loop import client, registry_champion
@@ -141,7 +142,7 @@ def test_a_promotion_killed_half_way_is_finished_by_the_next_pass(copy: Path) ->
     """The controller journals a promotion, moves the registry alias, and is
     killed before the links move: the next pass finishes it."""
     challenger_of_rf(copy)
-    move = {"kind": "promote", "version": "2", "other": "1", "reason": "test", "at": "t"}
+    move = Move.of("promote", "2", "1", "test").to_json()
     journal = copy / ".driftloop/car_loan/rollout.json"
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.write_text(json.dumps(move))
@@ -152,5 +153,5 @@ def test_a_promotion_killed_half_way_is_finished_by_the_next_pass(copy: Path) ->
     assert link(copy, "champion") == "versions/2" and link(copy, "previous") == "versions/1"
     assert link(copy, "challenger") is None
     registry = client(copy)
-    assert registry.get_model_version_by_alias("driftloop-car_loan", "previous").version == "1"
+    assert str(registry.get_model_version_by_alias("driftloop-car_loan", "previous").version) == "1"
     assert verdicts(copy)[0]["kind"] == "resumed"

@@ -223,9 +223,14 @@ def test_a_challenger_in_shadow_under_load_loses_nothing_on_sigterm(
     point(models, CHALLENGER, "2")
     server = server_factory(ROOT, models, log_dir)
     assert get(f"{server.url}/model")[1]["roles"]["challenger"]["version"] == "2"
+    ok = f'driftloop_shadow_rows_total{{{DATA[1:-1]},role="challenger",status="ok"}}'
     with load.Background(server.port, [EXAMPLE] * 2, threads=6) as generator:
         time.sleep(4.0)
         metrics = scrape(server.url)
+        deadline = time.monotonic() + 60  # the shadow process starts on a busy machine
+        while ok not in metrics and time.monotonic() < deadline:
+            time.sleep(0.5)
+            metrics = scrape(server.url)
         out = server.terminate()  # while requests are in flight and rows wait for the challenger
     tally = generator.tally
     assert tally.ok > 100 and {v for answers in tally.versions for _, v in answers} == {"1"}
@@ -237,9 +242,7 @@ def test_a_challenger_in_shadow_under_load_loses_nothing_on_sigterm(
     scored = table[table.shadow_status == "ok"]
     assert len(scored) > 0 and scored.shadow_y_pred_proba.notna().all()
     assert scored.shadow_ms.notna().all() and table.model_ms.notna().all()
-    counted = metrics.get(
-        f'driftloop_shadow_rows_total{{{DATA[1:-1]},role="challenger",status="ok"}}'
-    )
+    counted = metrics.get(ok)
     assert counted is not None and 0 < counted <= len(scored)
     assert "shadow" not in out.lower() or "error" not in out.lower(), out
 
